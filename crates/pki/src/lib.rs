@@ -1,0 +1,72 @@
+//! Identity and keys for the Hazchem Bus.
+//!
+//! Nine city departments, the bus's own services and auditors talk to the gateway over gRPC with
+//! mutual TLS. This crate holds everything about *who* they are and *what they signed*:
+//!
+//! - **Development PKI** ([`DevPki`]): a throw-away CA ("Hazchem Bus development CA — not for
+//!   production"), a server certificate for `localhost`, a client certificate for every
+//!   department, service and a development auditor, an Ed25519 origin-signing key per department
+//!   with the public registry `signing-keys.toml`, and the ledger's checkpoint key. Idempotent:
+//!   an existing directory is loaded, not regenerated.
+//! - **Authentication** ([`Principal`], [`authenticate`]): reads the caller's principal from the
+//!   verified client certificate of a tonic request.
+//! - **TLS configuration** ([`ServerTls`], [`ClientTls`]): tonic server and client configs from PEM
+//!   files, including a server mode where the client certificate is optional so that the service
+//!   answers `UNAUTHENTICATED` itself instead of failing the handshake.
+//! - **Origin signatures** ([`SigningKey`], [`PublicKey`], [`KeyRegistry`]): Ed25519 signing and
+//!   strict verification against a department's registered public key.
+//!
+//! # Identity encoding
+//!
+//! A client certificate names its principal in **exactly one URI subject alternative name**:
+//!
+//! | principal | URI SAN | subject CN (for humans) |
+//! | --- | --- | --- |
+//! | department | `hazchem://department/<code>` — `miit`, `psb`, `eeb`, `transport`, `emergency`, `samr`, `approval`, `msa`, `fire` | `department <code>` |
+//! | service | `hazchem://service/<name>` — `ledger`, `credit`, `enforcement`, `warning`, `lifecycle`, `simulator`, `console` | `service <name>` |
+//! | auditor | `hazchem://auditor/<name>` | `auditor <name>` |
+//!
+//! Authentication uses the URI SAN only, never the CN. A certificate with no `hazchem://` URI, with
+//! several, or with an unknown department code is refused with a precise [`AuthError`]. URI SANs of
+//! other schemes are ignored, so a certificate may also carry, say, a SPIFFE ID. Client
+//! certificates carry the `clientAuth` extended key usage.
+//!
+//! **Production CAs issue certificates with the same URI SAN.** The gateway trusts whatever CA it
+//! is configured with ([`ServerTls::client_ca_pem`]); the chain is verified by the TLS handshake,
+//! and this crate only maps the verified leaf to a [`Principal`].
+//!
+//! # Secrets
+//!
+//! Private keys are written with mode 0600 and never printed: the `Debug` impls of [`SigningKey`],
+//! [`ServerTls`] and [`ClientTls`] redact them, and no error message quotes key material.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use hazchem_pki::{ClientAuth, DevPki, Principal};
+//!
+//! let pki = DevPki::generate(std::path::Path::new("target/dev-pki"))?;
+//! let server_tls = pki.server_tls()?.config(ClientAuth::Optional);
+//! let miit = Principal::Department("miit".parse()?);
+//! let client_tls = pki.client_tls(&miit)?.config();
+//! let registry = pki.key_registry()?;
+//! let signature = pki.signing_key("miit".parse()?)?.sign(b"event");
+//! registry.verify("miit".parse()?, b"event", &signature)?;
+//! # let _ = (server_tls, client_tls);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod dev;
+pub mod error;
+mod fsutil;
+pub mod identity;
+pub mod signing;
+pub mod tls;
+
+pub use dev::DevPki;
+pub use error::{AuthError, PkiError, SignatureError};
+pub use identity::{Principal, auth_interceptor, authenticate, principal_of};
+pub use signing::{KeyRegistry, PublicKey, SIGNATURE_LENGTH, SigningKey};
+pub use tls::{ClientAuth, ClientTls, ServerTls};

@@ -1,0 +1,266 @@
+//! The Hazchem event bus: the system of record.
+//!
+//! Nine city departments and the Hazchem services share hazardous-chemical events through one
+//! append-only, ordered, durable log of opaque byte payloads, each with a subject and a unique
+//! event id. This crate is that log, with two implementations of identical semantics behind one
+//! enum, [`Bus`]:
+//!
+//! - [`Bus::embedded`]: a directory on local disk (sled). A product feature, used by
+//!   `hazchem dev` to run everything in one process with zero external services.
+//! - [`Bus::jetstream`]: one NATS JetStream stream (default [`DEFAULT_STREAM`], file storage, no
+//!   limits, kept forever) plus a KV bucket for cursors. Used in the distributed deployment.
+//!
+//! Payloads are opaque here; the protobuf envelope is decoded by the services.
+//!
+//! # Subjects
+//!
+//! Every event lives at `hazchem.ev.<publisher>.<type>.<event-id>` ([`event_subject`]):
+//!
+//! | token | rule |
+//! | --- | --- |
+//! | `publisher` | a department code ([`DEPARTMENTS`]: miit, psb, eeb, transport, emergency, samr, approval, msa, fire) or a service name; `[a-z0-9][a-z0-9_-]{0,63}` |
+//! | `type` | the snake_case event type token, `[a-z][a-z0-9]*(_[a-z0-9]+)*`, at most 64 bytes |
+//! | `event-id` | the event's unique id, `[A-Za-z0-9_-]{1,128}`; always [`Outgoing::id`] |
+//!
+//! The stream captures `hazchem.ev.>` ([`STREAM_SUBJECTS`]). Readers select with a [`Filter`] of
+//! NATS patterns (`*` one token, `>` one or more trailing tokens).
+//!
+//! # The contract (both implementations, checked by one contract test suite)
+//!
+//! - Sequences start at 1, are gapless and strictly increasing in append order.
+//! - [`Bus::read`] delivers in sequence order with no gaps (with a filter: the matching subset,
+//!   in order) and no duplicates, across the switch from catching up to following live appends.
+//! - **One event id gives at most one record, forever** (not just within JetStream's duplicate
+//!   window): publishing an id already stored appends nothing and returns
+//!   `Ack { sequence: <the original>, duplicate: true }`, also for concurrent publishes of one id,
+//!   and whatever subject the repeat carries.
+//! - An [`Ack`] means durable:
+//!   - embedded: after sled has flushed (`flush_async`), shared by concurrent publishers (group
+//!     commit); readers see only flushed messages, so nothing they saw can vanish in a crash;
+//!   - JetStream: after the server's PubAck, i.e. stored by the stream (on a quorum of replicas
+//!     in a cluster). When it reaches the disk is the server's `jetstream { sync_interval }`:
+//!     the default (2 minutes) can lose the last acknowledged messages if the *machine* (not just
+//!     the process) dies, on every replica at once; `sync_interval: always` fsyncs each message
+//!     before the ack at a large cost in throughput. With 3 replicas the default is usually
+//!     chosen, since losing all three machines at once is what it takes to lose an ack.
+//! - Stored times ([`Message::time`]) are the bus's clock at append. Embedded times never
+//!   decrease; JetStream's are the stream leader's clock.
+//! - Cursors ([`Bus::store_cursor`]) are a small durable name → sequence map for readers to
+//!   remember where they are.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn demo() -> hazchem_bus::Result<()> {
+//! use futures::StreamExt;
+//! use hazchem_bus::{Bus, Filter, Outgoing, Start};
+//!
+//! let bus = Bus::embedded(std::path::Path::new(".hazchem/bus")).await?;
+//! let ack = bus
+//!     .publish(Outgoing::event("miit", "licence_issued", "01J0EXAMPLE", "payload")?)
+//!     .await?;
+//! let mut reader = bus.read(Start::Sequence(ack.sequence), Filter::subject("hazchem.ev.miit.>")?);
+//! let first = reader.next().await.expect("the stream follows forever")?;
+//! assert_eq!(first.sequence, ack.sequence);
+//! # Ok(())
+//! # }
+//! ```
+
+mod embedded;
+mod error;
+mod jetstream;
+mod stream;
+mod subject;
+
+use std::path::Path;
+
+pub use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+pub use crate::embedded::EmbeddedBus;
+pub use crate::error::{Error, Result};
+pub use crate::jetstream::{
+    DEFAULT_CURSOR_BUCKET, DEFAULT_DUPLICATE_WINDOW, DEFAULT_READER_PULL_EXPIRY, DEFAULT_STREAM,
+    JetStreamBus, JetStreamConfig,
+};
+pub use crate::stream::MessageStream;
+pub use crate::subject::{
+    DEPARTMENTS, EventSubject, Filter, STREAM_SUBJECTS, SUBJECT_PREFIX, event_subject, id_pattern,
+    patterns_overlap, subject_matches, validate_cursor_name, validate_event_id, validate_pattern,
+    validate_publisher, validate_type_token,
+};
+
+/// A message to append.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// `hazchem.ev.<publisher>.<type>.<event-id>`; its last token must be `id`.
+    pub subject: String,
+    /// The event id, deduplicated forever.
+    pub id: String,
+    /// Opaque bytes.
+    pub payload: Bytes,
+}
+
+impl Outgoing {
+    /// A message for an already-built subject (validated when published).
+    pub fn new(
+        subject: impl Into<String>,
+        id: impl Into<String>,
+        payload: impl Into<Bytes>,
+    ) -> Self {
+        Outgoing {
+            subject: subject.into(),
+            id: id.into(),
+            payload: payload.into(),
+        }
+    }
+
+    /// Builds the subject from its tokens, validating them.
+    pub fn event(
+        publisher: &str,
+        type_token: &str,
+        id: &str,
+        payload: impl Into<Bytes>,
+    ) -> Result<Self> {
+        validate_publisher(publisher)?;
+        validate_type_token(type_token)?;
+        validate_event_id(id)?;
+        Ok(Outgoing::new(
+            event_subject(publisher, type_token, id),
+            id,
+            payload,
+        ))
+    }
+}
+
+/// The bus's answer to a publish: where the event is in the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Ack {
+    /// The event's sequence: new, or the original one for a duplicate.
+    pub sequence: u64,
+    /// True if the id was already stored and nothing was appended.
+    pub duplicate: bool,
+}
+
+/// A stored message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// Its position in the log, from 1.
+    pub sequence: u64,
+    /// Its subject; the event id is the last token.
+    pub subject: String,
+    /// When the bus stored it.
+    pub time: DateTime<Utc>,
+    /// Opaque bytes as published.
+    pub payload: Bytes,
+}
+
+impl Message {
+    /// The event id (the subject's last token).
+    pub fn id(&self) -> &str {
+        self.subject.rsplit('.').next().unwrap_or_default()
+    }
+}
+
+/// Where a reader starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// The first message.
+    Beginning,
+    /// The first message with a sequence at or after this one (0 behaves as 1).
+    Sequence(u64),
+    /// The first message stored at or after this time.
+    Time(DateTime<Utc>),
+    /// Only messages appended after the reader starts: nothing appended before `read` was
+    /// called, everything appended after [`MessageStream::ready`] returned (or the stream was
+    /// first polled). The embedded bus fixes the position inside `read` itself.
+    New,
+}
+
+/// The bus: embedded (sled) or JetStream, with identical semantics. Cheap to clone.
+#[derive(Clone, Debug)]
+pub enum Bus {
+    /// A local directory; see [`EmbeddedBus`].
+    Embedded(EmbeddedBus),
+    /// A JetStream stream; see [`JetStreamBus`].
+    JetStream(JetStreamBus),
+}
+
+impl Bus {
+    /// Opens (creating if needed) an embedded bus in `dir`. Everything acknowledged before a
+    /// close or a crash is there after reopening.
+    ///
+    /// The directory is locked while any clone of the bus or any reader stream is alive; opening
+    /// it again meanwhile fails.
+    pub async fn embedded(dir: &Path) -> Result<Bus> {
+        EmbeddedBus::open(dir).await.map(Bus::Embedded)
+    }
+
+    /// Connects to JetStream, then creates the stream and the cursor bucket or updates them to
+    /// `config`.
+    pub async fn jetstream(config: &JetStreamConfig) -> Result<Bus> {
+        JetStreamBus::connect(config).await.map(Bus::JetStream)
+    }
+
+    /// Appends one message; returns once it is durable. A repeated id appends nothing and
+    /// returns the original sequence with `duplicate: true`.
+    ///
+    /// Fails without writing if the subject breaks the scheme or its last token is not the id.
+    pub async fn publish(&self, msg: Outgoing) -> Result<Ack> {
+        match self {
+            Bus::Embedded(bus) => bus.publish(msg).await,
+            Bus::JetStream(bus) => bus.publish(msg).await,
+        }
+    }
+
+    /// Appends many messages, pipelined and in the given order; one result per message, in
+    /// order. Each result means what [`Bus::publish`]'s would.
+    pub async fn publish_many(&self, msgs: Vec<Outgoing>) -> Vec<Result<Ack>> {
+        match self {
+            Bus::Embedded(bus) => bus.publish_many(msgs).await,
+            Bus::JetStream(bus) => bus.publish_many(msgs).await,
+        }
+    }
+
+    /// Reads from `start`, in sequence order, the messages passing `filter`: catches up, then
+    /// follows live appends until the stream is dropped. See [`MessageStream`].
+    pub fn read(&self, start: Start, filter: Filter) -> MessageStream {
+        match self {
+            Bus::Embedded(bus) => bus.read(start, filter),
+            Bus::JetStream(bus) => bus.read(start, filter),
+        }
+    }
+
+    /// The message at `sequence`, if there is one.
+    pub async fn get(&self, sequence: u64) -> Result<Option<Message>> {
+        match self {
+            Bus::Embedded(bus) => bus.get(sequence).await,
+            Bus::JetStream(bus) => bus.get(sequence).await,
+        }
+    }
+
+    /// The sequence of the last message; 0 when the log is empty.
+    pub async fn last_sequence(&self) -> Result<u64> {
+        match self {
+            Bus::Embedded(bus) => bus.last_sequence().await,
+            Bus::JetStream(bus) => bus.last_sequence().await,
+        }
+    }
+
+    /// The sequence stored under cursor `name`, if any.
+    pub async fn load_cursor(&self, name: &str) -> Result<Option<u64>> {
+        match self {
+            Bus::Embedded(bus) => bus.load_cursor(name).await,
+            Bus::JetStream(bus) => bus.load_cursor(name).await,
+        }
+    }
+
+    /// Stores `sequence` under cursor `name` (`[A-Za-z0-9_-]{1,128}`), durably, replacing any
+    /// previous value.
+    pub async fn store_cursor(&self, name: &str, sequence: u64) -> Result<()> {
+        match self {
+            Bus::Embedded(bus) => bus.store_cursor(name, sequence).await,
+            Bus::JetStream(bus) => bus.store_cursor(name, sequence).await,
+        }
+    }
+}

@@ -27,7 +27,11 @@ pub struct UnknownDepartment(pub i32);
 
 impl std::fmt::Display for UnknownDepartment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "department {} is not one of the nine departments", self.0)
+        write!(
+            f,
+            "department {} is not one of the nine departments",
+            self.0
+        )
     }
 }
 

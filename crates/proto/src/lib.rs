@@ -23,8 +23,8 @@ pub mod google {
 mod convert;
 mod reflect;
 
-pub use hazchem::v1;
 pub use convert::{UnknownDepartment, department_from_i32};
+pub use hazchem::v1;
 pub use reflect::*;
 
 /// The encoded `FileDescriptorSet` of the whole contract (for gRPC reflection and JSON mapping).

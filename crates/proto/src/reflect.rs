@@ -107,7 +107,8 @@ pub fn from_json<M: Message + Default + prost::Name>(json: &str) -> Result<M, Js
     let mut de = serde_json::Deserializer::from_str(json);
     let dynamic = DynamicMessage::deserialize(descriptor, &mut de)
         .map_err(|e| JsonError(format!("{}: {e}", M::full_name())))?;
-    de.end().map_err(|e| JsonError(format!("{}: {e}", M::full_name())))?;
+    de.end()
+        .map_err(|e| JsonError(format!("{}: {e}", M::full_name())))?;
     dynamic
         .transcode_to::<M>()
         .map_err(|e| JsonError(format!("{}: {e}", M::full_name())))

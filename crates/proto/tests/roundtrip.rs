@@ -6,9 +6,8 @@
 //!   envelope (`type`, `dataschema`, `specversion`, `datacontenttype`) agrees with the payload;
 //! - prost encoding, prost decoding, re-encoding and rendering back to JSON give the same message, the same
 //!   bytes and the same JSON;
-//! - every field rule in the contract (`(hazchem.v1.rules)`: required, identifier, max_len, min, max,
-//!   not_future) holds, and every identifier parses with `hazchem-domain` (until the gateway's validator
-//!   exists, this is what guards the fixtures);
+//! - the descriptor set keeps the contract's field rules (hazchem-admission checks that every fixture
+//!   satisfies them);
 //! - the lifecycle is covered, and malformed JSON (unknown field, unknown enum name) is rejected.
 
 use std::{
@@ -18,23 +17,17 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use hazchem_domain::{CasNumber, ImoNumber, PlateColour, UnNumber, Uscc, VehiclePlate};
 use hazchem_proto::{
     DATA_CONTENT_TYPE, EventType, SPEC_VERSION, TYPE_PREFIX, decode_event, event_types, from_json,
-    pool, to_json, v1::Event,
+    to_json, v1::Event,
 };
 use prost::Message;
-use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, ReflectMessage, Value as PValue};
 use serde_json::Value;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/events");
 
 /// The batch code the production, storage, sale, waybill, usage and waste fixtures share.
 const SHARED_BATCH: &str = "BATCH-2026-NT-0001";
-
-/// Allowed clock skew for `not_future` timestamps (the gateway's is configurable; the fixtures are far in
-/// the past anyway).
-const SKEW_SECONDS: i64 = 300;
 
 /// One fixture file.
 struct Fixture {
@@ -216,6 +209,13 @@ fn every_fixture_round_trips() {
 // Envelopes follow the conventions.
 
 /// "DEPARTMENT_EMERGENCY" → "emergency", the code used in sources, subjects and policy.
+fn now_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs() as i64
+}
+
 fn department_code(department: i32) -> Option<String> {
     let d = hazchem_proto::v1::Department::try_from(department).ok()?;
     d.as_str_name()
@@ -384,359 +384,23 @@ fn one_batch_is_followed_from_production_to_disposal() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Identifiers, by key, with hazchem-domain.
-
-#[derive(Default, Debug)]
-struct IdentifierCounts {
-    uscc: usize,
-    cas: usize,
-    un: usize,
-    imo: usize,
-    plates: usize,
-}
-
-fn check_identifiers(
-    value: &Value,
-    at: &str,
-    counts: &mut IdentifierCounts,
-    errors: &mut Vec<String>,
-) {
-    match value {
-        Value::Object(map) => {
-            if let Some(plate) = map.get("plate") {
-                counts.plates += 1;
-                let colour = map.get("plateColour").and_then(Value::as_u64);
-                match (plate.as_str(), colour.and_then(|c| u32::try_from(c).ok())) {
-                    (Some(p), Some(c)) => {
-                        if let Err(e) = VehiclePlate::parse(p, c) {
-                            errors.push(format!("{at}.plate: {e}"));
-                        }
-                    }
-                    _ => errors.push(format!("{at}: plate without a numeric plateColour")),
-                }
-            }
-            for (key, v) in map {
-                let here = format!("{at}.{key}");
-                let mut check = |result: Result<(), String>| {
-                    if let Err(e) = result {
-                        errors.push(format!("{here}: {e}"));
-                    }
-                };
-                match (key.as_str(), v) {
-                    ("uscc", Value::String(s)) => {
-                        counts.uscc += 1;
-                        check(Uscc::parse(s).map(drop).map_err(|e| e.to_string()));
-                    }
-                    ("drawnTargets", Value::Array(items)) => {
-                        for item in items {
-                            counts.uscc += 1;
-                            check(match item.as_str() {
-                                Some(s) => Uscc::parse(s).map(drop).map_err(|e| e.to_string()),
-                                None => Err("not a string".to_owned()),
-                            });
-                        }
-                    }
-                    ("cas", Value::String(s)) => {
-                        counts.cas += 1;
-                        check(CasNumber::parse(s).map(drop).map_err(|e| e.to_string()));
-                    }
-                    ("unNumber", Value::String(s)) => {
-                        counts.un += 1;
-                        check(UnNumber::parse(s).map(drop).map_err(|e| e.to_string()));
-                    }
-                    ("imo", Value::String(s)) => {
-                        counts.imo += 1;
-                        check(ImoNumber::parse(s).map(drop).map_err(|e| e.to_string()));
-                    }
-                    ("uscc" | "cas" | "unNumber" | "imo", _) => {
-                        check(Err("not a string".to_owned()));
-                    }
-                    _ => {}
-                }
-                check_identifiers(v, &here, counts, errors);
-            }
-        }
-        Value::Array(items) => {
-            for (i, v) in items.iter().enumerate() {
-                check_identifiers(v, &format!("{at}[{i}]"), counts, errors);
-            }
-        }
-        _ => {}
-    }
-}
+// The descriptor set keeps the contract's field rules (validation reads them at run time; whether every
+// fixture satisfies them is tested by hazchem-admission, which admits each fixture).
 
 #[test]
-fn fixture_identifiers_are_valid() {
-    let mut counts = IdentifierCounts::default();
-    let mut errors = Vec::new();
-    for f in fixtures() {
-        check_identifiers(&f.json(), &f.stem, &mut counts, &mut errors);
-    }
-    assert!(
-        errors.is_empty(),
-        "invalid identifiers:\n{}",
-        errors.join("\n")
-    );
-    // The walk must have found something of every kind, or it checks nothing.
-    assert!(
-        counts.uscc > 0 && counts.cas > 0 && counts.un > 0 && counts.imo > 0 && counts.plates > 0,
-        "identifier walk found too little: {counts:?}"
-    );
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// The contract's own field rules, read from the descriptors.
-
-fn now_seconds() -> i64 {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs();
-    i64::try_from(secs).expect("seconds fit in i64")
-}
-
-/// How many fields of the contract carry a `(hazchem.v1.rules)` option in [`pool`]. Panics, with the cause,
-/// when none do: then the descriptor set has lost its custom options and nothing could be checked.
-fn require_rules_in_pool() {
-    let with_rules = pool()
-        .all_messages()
-        .flat_map(|m| m.fields().collect::<Vec<_>>())
-        .filter(|f| rules_of(f).is_some())
-        .count();
-    assert!(
-        with_rules > 0,
-        "no field of hazchem_proto::pool() carries a (hazchem.v1.rules) option, so neither these tests nor \
-         the gateway can read the contract's rules. FILE_DESCRIPTOR_SET is written by build.rs from \
-         protox::compile(..), a prost_types::FileDescriptorSet, and prost_types drops extension options \
-         when it decodes; write protox::Compiler::encode_file_descriptor_set() instead"
-    );
-}
-
-/// The `(hazchem.v1.rules)` option of a field, if it has one.
-fn rules_of(field: &FieldDescriptor) -> Option<DynamicMessage> {
-    let extension = pool()
+fn the_descriptor_set_keeps_the_field_rules() {
+    let pool = hazchem_proto::pool();
+    let rules = pool
         .get_extension_by_name("hazchem.v1.rules")
-        .expect("hazchem.v1.rules is in the contract");
-    let options = field.options();
-    if !options.has_extension(&extension) {
-        return None;
-    }
-    options.get_extension(&extension).as_message().cloned()
-}
-
-fn rule_bool(rules: &DynamicMessage, name: &str) -> bool {
-    rules
-        .get_field_by_name(name)
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false)
-}
-
-fn rule_f64(rules: &DynamicMessage, name: &str) -> Option<f64> {
-    let field = rules.descriptor().get_field_by_name(name)?;
-    rules
-        .has_field(&field)
-        .then(|| rules.get_field(&field).as_f64())
-        .flatten()
-}
-
-fn identifier_rule(rules: &DynamicMessage) -> Option<String> {
-    let number = rules.get_field_by_name("identifier")?.as_enum_number()?;
-    if number == 0 {
-        return None;
-    }
-    let identifier = pool()
-        .get_enum_by_name("hazchem.v1.Identifier")
-        .expect("hazchem.v1.Identifier is in the contract");
-    Some(
-        identifier
-            .get_value(number)
-            .map_or_else(|| number.to_string(), |v| v.name().to_owned()),
-    )
-}
-
-fn is_token(s: &str, max: usize) -> bool {
-    (1..=max).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-fn check_identifier(kind: &str, value: &PValue, message: &DynamicMessage) -> Result<(), String> {
-    let text = || {
-        value
-            .as_str()
-            .ok_or_else(|| format!("{kind} on a non-string"))
-    };
-    match kind {
-        "IDENTIFIER_USCC" => Uscc::parse(text()?).map(drop).map_err(|e| e.to_string()),
-        "IDENTIFIER_CAS" => CasNumber::parse(text()?)
-            .map(drop)
-            .map_err(|e| e.to_string()),
-        "IDENTIFIER_UN_NUMBER" => UnNumber::parse(text()?)
-            .map(drop)
-            .map_err(|e| e.to_string()),
-        "IDENTIFIER_IMO" => ImoNumber::parse(text()?)
-            .map(drop)
-            .map_err(|e| e.to_string()),
-        "IDENTIFIER_VEHICLE_PLATE" => {
-            let colour = message
-                .get_field_by_name("plate_colour")
-                .and_then(|v| v.as_u32())
-                .ok_or("a plate without a sibling plate_colour")?;
-            VehiclePlate::parse(text()?, colour)
-                .map(drop)
-                .map_err(|e| e.to_string())
-        }
-        "IDENTIFIER_PLATE_COLOUR" => {
-            let code = value
-                .as_u32()
-                .ok_or("a plate colour that is not a uint32")?;
-            PlateColour::from_code(code)
-                .map(drop)
-                .map_err(|e| e.to_string())
-        }
-        "IDENTIFIER_TOKEN" => is_token(text()?, 128)
-            .then_some(())
-            .ok_or_else(|| "not 1-128 characters of A-Z a-z 0-9 _ -".to_owned()),
-        "IDENTIFIER_BATCH_CODE" => is_token(text()?, 64)
-            .then_some(())
-            .ok_or_else(|| "not 1-64 characters of A-Z a-z 0-9 _ -".to_owned()),
-        other => Err(format!("no check for {other}")),
-    }
-}
-
-fn as_number(value: &PValue) -> Option<f64> {
-    match value {
-        PValue::F64(v) => Some(*v),
-        PValue::F32(v) => Some(f64::from(*v)),
-        PValue::I32(v) => Some(f64::from(*v)),
-        PValue::U32(v) => Some(f64::from(*v)),
-        // Bounds in the contract are small; the precision lost above 2^53 does not matter for them.
-        #[allow(clippy::cast_precision_loss)]
-        PValue::I64(v) => Some(*v as f64),
-        #[allow(clippy::cast_precision_loss)]
-        PValue::U64(v) => Some(*v as f64),
-        _ => None,
-    }
-}
-
-/// Checks one message against the rules of its fields, and recurses into every sub-message.
-fn check_rules(message: &DynamicMessage, at: &str, now: i64, errors: &mut Vec<String>) {
-    for field in message.descriptor().fields() {
-        let here = format!("{at}.{}", field.json_name());
-        let set = message.has_field(&field);
-        let value = message.get_field(&field);
-        let items: Vec<&PValue> = match value.as_ref() {
-            PValue::List(list) => list.iter().collect(),
-            single if set => vec![single],
-            _ => Vec::new(),
-        };
-
-        if let Some(rules) = rules_of(&field) {
-            // `has_field` is presence for messages and oneof members, non-default for proto3 scalars,
-            // non-empty for repeated fields: exactly what `required` asks.
-            if rule_bool(&rules, "required") && !set {
-                errors.push(format!("{here}: required but not set"));
-            }
-            if let Some(kind) = identifier_rule(&rules) {
-                for item in &items {
-                    let empty_optional = item.as_str().is_some_and(str::is_empty);
-                    if !empty_optional && let Err(e) = check_identifier(&kind, item, message) {
-                        errors.push(format!("{here}: {kind}: {e}"));
-                    }
-                }
-            }
-            let max_len = rules
-                .get_field_by_name("max_len")
-                .and_then(|v| v.as_u32())
-                .unwrap_or(0);
-            if max_len > 0 {
-                let max_len = max_len as usize;
-                if field.is_list() {
-                    if items.len() > max_len {
-                        errors.push(format!("{here}: {} items, at most {max_len}", items.len()));
-                    }
-                } else if let Some(s) = value.as_str() {
-                    let chars = s.chars().count();
-                    if chars > max_len {
-                        errors.push(format!("{here}: {chars} characters, at most {max_len}"));
-                    }
-                }
-            }
-            let (min, max) = (rule_f64(&rules, "min"), rule_f64(&rules, "max"));
-            for item in &items {
-                if let Some(n) = as_number(item)
-                    && (min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m))
-                {
-                    errors.push(format!("{here}: {n} outside [{min:?}, {max:?}]"));
-                }
-            }
-            if rule_bool(&rules, "not_future") {
-                for item in &items {
-                    let seconds = item
-                        .as_message()
-                        .and_then(|m| m.get_field_by_name("seconds"))
-                        .and_then(|s| s.as_i64());
-                    match seconds {
-                        Some(s) if s <= now + SKEW_SECONDS => {}
-                        Some(_) => errors.push(format!("{here}: in the future")),
-                        None => errors.push(format!("{here}: not_future on a non-timestamp")),
-                    }
-                }
-            }
-        }
-
-        if matches!(field.kind(), Kind::Message(_)) {
-            for (i, item) in items.iter().enumerate() {
-                if let Some(sub) = item.as_message() {
-                    let sub_at = if field.is_list() {
-                        format!("{here}[{i}]")
-                    } else {
-                        here.clone()
-                    };
-                    check_rules(sub, &sub_at, now, errors);
-                }
-            }
-        }
-    }
-}
-
-#[test]
-fn fixtures_satisfy_the_contract_rules() {
-    require_rules_in_pool();
-    let now = now_seconds();
-    let mut errors = Vec::new();
-    for f in fixtures() {
-        let bytes = f.event().encode_to_vec();
-        let dynamic = decode_event(&bytes).expect("a fixture's own encoding decodes");
-        check_rules(&dynamic, &f.stem, now, &mut errors);
-    }
-    assert!(errors.is_empty(), "rule violations:\n{}", errors.join("\n"));
-}
-
-#[test]
-fn the_rule_checker_catches_violations() {
-    // Guard the guard: a fixture with a missing required field, a bad USCC, a bad plate and an over-long
-    // batch code must fail the rules above.
-    require_rules_in_pool();
-    let mut json = fixture("waybill_issued").json();
-    let waybill = &mut json["waybillIssued"];
-    waybill.as_object_mut().expect("an object").remove("escort");
-    waybill["carrier"]["uscc"] = Value::from("91320613MA1WQ5TB3A");
-    waybill["tractor"]["plate"] = Value::from("XF12345");
-    waybill["goods"][0]["batchCode"] = Value::from("B".repeat(65));
-    let event = from_json::<Event>(&json.to_string()).expect("still well-formed JSON");
-    let dynamic = decode_event(&event.encode_to_vec()).expect("decodes");
-    let mut errors = Vec::new();
-    check_rules(&dynamic, "waybill_issued", now_seconds(), &mut errors);
-    let all = errors.join("\n");
-    for expected in [
-        "waybillIssued.escort: required",
-        "waybillIssued.carrier.uscc: IDENTIFIER_USCC",
-        "waybillIssued.tractor.plate: IDENTIFIER_VEHICLE_PLATE",
-        "waybillIssued.goods[0].batchCode: IDENTIFIER_BATCH_CODE",
-    ] {
-        assert!(all.contains(expected), "missed {expected:?} in:\n{all}");
-    }
+        .expect("the rules extension is in the pool");
+    let uscc = pool
+        .get_message_by_name("hazchem.v1.EnterpriseRef")
+        .and_then(|m| m.get_field_by_name("uscc"))
+        .expect("EnterpriseRef.uscc");
+    assert!(
+        uscc.options().has_extension(&rules),
+        "EnterpriseRef.uscc lost its (hazchem.v1.rules) option: the descriptor set must be encoded by protox, not through prost_types"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------

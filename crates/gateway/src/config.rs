@@ -1,0 +1,90 @@
+//! The gateway's configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Files of a TLS server that requires department, service and auditor client certificates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTlsFiles {
+    /// PEM certificate chain of this server.
+    pub cert: PathBuf,
+    /// PEM private key of this server (read, never logged).
+    pub key: PathBuf,
+    /// PEM certificate(s) of the CA that issues client certificates.
+    pub client_ca: PathBuf,
+}
+
+/// Configuration of the gateway service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Where department systems connect (gRPC over mTLS).
+    pub listen: SocketAddr,
+    /// TLS files; required.
+    pub tls: Option<ServerTlsFiles>,
+    /// Publish and read policy (TOML); unset means the built-in default policy (`deploy/policy.toml`).
+    pub policy: Option<PathBuf>,
+    /// Registered origin-signing public keys of the departments (TOML: code = base64 key); required.
+    pub signing_keys: Option<PathBuf>,
+    /// The largest encoded event accepted.
+    pub max_event_bytes: usize,
+    /// How far in the future an event's timestamps may be, to allow for clock drift.
+    #[serde(with = "seconds")]
+    pub max_clock_skew: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7443)),
+            tls: None,
+            policy: None,
+            signing_keys: None,
+            max_event_bytes: 256 * 1024,
+            max_clock_skew: Duration::from_secs(300),
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Checks what serde cannot; the message names the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.tls.is_none() {
+            return Err("gateway.tls: cert, key and client_ca are required (departments authenticate with mTLS)".into());
+        }
+        if self.signing_keys.is_none() {
+            return Err(
+                "gateway.signing_keys: the registry of department signing keys is required".into(),
+            );
+        }
+        if !(1024..=8 * 1024 * 1024).contains(&self.max_event_bytes) {
+            return Err(format!(
+                "gateway.max_event_bytes: must be between 1 KiB and 8 MiB, got {}",
+                self.max_event_bytes
+            ));
+        }
+        if self.max_clock_skew > Duration::from_secs(3600) {
+            return Err("gateway.max_clock_skew: at most one hour".into());
+        }
+        Ok(())
+    }
+}
+
+/// A duration written as whole seconds in config files.
+pub mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}

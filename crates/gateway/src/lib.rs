@@ -1,0 +1,33 @@
+//! The gateway: the one door through which department systems and the bus's own services put events on
+//! the record, and through which coordinators follow it.
+//!
+//! - [`Publisher`] (write path): authenticates the caller by its client certificate, admits the event
+//!   (policy, field rules, origin signature; see `hazchem-admission`), wraps the publisher's exact bytes in
+//!   a `Record`, appends it to the bus and acknowledges only once it is durable, with its sequence. An id
+//!   seen before returns the original position and `duplicate = true`; an id reused for different bytes is
+//!   refused.
+//! - [`Subscriptions`] (read path): server-streaming delivery in stream order, filtered by department,
+//!   type, enterprise, chemical, batch and time, restricted to what the read policy entitles, resumable
+//!   from a sequence, a time or a durable cursor.
+//! - [`Gateway`] serves both over gRPC with mTLS, plus health and reflection; [`Metrics`] exports counts
+//!   and latency to Prometheus.
+
+mod config;
+mod error;
+mod grpc;
+mod guard;
+mod metrics;
+mod publish;
+mod server;
+mod sink;
+mod subscribe;
+
+pub use config::{GatewayConfig, ServerTlsFiles, seconds};
+pub use error::{Error, Result};
+pub use grpc::MAX_BATCH;
+pub use guard::EventGuard;
+pub use metrics::Metrics;
+pub use publish::{Accepted, Publisher, timestamp};
+pub use server::Gateway;
+pub use sink::EventSink;
+pub use subscribe::{EventFilter, SubscriptionStream, Subscriptions};

@@ -1,0 +1,314 @@
+//! The write path: admit, record, append, acknowledge.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use hazchem_admission::{Admission, Admitted, Limits, Policy};
+use hazchem_bus::{Bus, Outgoing};
+use hazchem_pki::{KeyRegistry, Principal};
+use hazchem_proto::v1;
+use prost::Message;
+use tonic::Status;
+
+use crate::config::GatewayConfig;
+use crate::guard::EventGuard;
+use crate::metrics::Metrics;
+
+/// What a publisher is told about one accepted event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub event_id: String,
+    pub sequence: u64,
+    pub duplicate: bool,
+}
+
+impl From<Accepted> for v1::Accepted {
+    fn from(a: Accepted) -> Self {
+        v1::Accepted {
+            event_id: a.event_id,
+            sequence: a.sequence,
+            duplicate: a.duplicate,
+        }
+    }
+}
+
+/// The gateway's publishing core, shared by the gRPC service and by in-process services (which publish
+/// through it as their service principal, so that their events pass the same checks).
+#[derive(Clone)]
+pub struct Publisher {
+    bus: Bus,
+    admission: Arc<Admission>,
+    metrics: Metrics,
+    guards: Vec<Arc<dyn EventGuard>>,
+    /// Held from a guarded event's review until its append, so reviews see every earlier guarded event.
+    guarded: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher").finish_non_exhaustive()
+    }
+}
+
+/// One event on its way to the bus: admitted, with its record bytes built.
+struct Prepared {
+    admitted: Admitted,
+    outgoing: Outgoing,
+}
+
+impl Publisher {
+    pub fn new(bus: Bus, admission: Admission, metrics: Metrics) -> Self {
+        Publisher {
+            bus,
+            admission: Arc::new(admission),
+            metrics,
+            guards: Vec::new(),
+            guarded: Arc::default(),
+        }
+    }
+
+    /// Adds a guard that must approve events of its types before they are appended.
+    pub fn with_guard(mut self, guard: Arc<dyn EventGuard>) -> Self {
+        self.guards.push(guard);
+        self
+    }
+
+    fn guard_for(&self, token: &str) -> Option<&Arc<dyn EventGuard>> {
+        self.guards.iter().find(|g| g.tokens().contains(&token))
+    }
+
+    /// Appends one prepared event, first asking its guard if it has one.
+    async fn append(
+        &self,
+        principal: &Principal,
+        prepared: &Prepared,
+    ) -> Result<hazchem_bus::Result<hazchem_bus::Ack>, Status> {
+        let Some(guard) = self.guard_for(&prepared.admitted.token) else {
+            return Ok(self.bus.publish(prepared.outgoing.clone()).await);
+        };
+        let _serial = self.guarded.lock().await;
+        let up_to =
+            self.bus.last_sequence().await.map_err(|e| {
+                Status::unavailable(format!("cannot read the stream position: {e}"))
+            })?;
+        if let Err(status) = guard
+            .review(principal, &prepared.admitted.event, up_to)
+            .await
+        {
+            self.metrics.rejected(principal, "guard_refused");
+            return Err(status);
+        }
+        Ok(self.bus.publish(prepared.outgoing.clone()).await)
+    }
+
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    pub(crate) fn admission_arc(&self) -> Arc<Admission> {
+        self.admission.clone()
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The publishing core a configuration describes: its policy (or the default), the registered
+    /// department signing keys (none for a process that only runs services), and its limits.
+    pub fn from_config(config: &GatewayConfig, bus: Bus, metrics: Metrics) -> crate::Result<Self> {
+        let policy = match &config.policy {
+            Some(path) => Policy::load(path)?,
+            None => Policy::default_policy(),
+        };
+        let keys = match &config.signing_keys {
+            Some(path) => KeyRegistry::load(path)?,
+            None => KeyRegistry::new(),
+        };
+        let limits = Limits {
+            max_event_bytes: config.max_event_bytes,
+            max_clock_skew: config.max_clock_skew,
+        };
+        Ok(Publisher::new(
+            bus,
+            Admission::new(policy, keys, limits),
+            metrics,
+        ))
+    }
+
+    /// Publishes one event: the ack means it is durable in the stream.
+    pub async fn publish(
+        &self,
+        principal: &Principal,
+        signed: &v1::SignedEvent,
+    ) -> Result<Accepted, Status> {
+        let started = Instant::now();
+        let prepared = self.prepare(principal, signed)?;
+        let result = self.append(principal, &prepared).await?;
+        self.finish(principal, prepared, result, started).await
+    }
+
+    /// Publishes many events; each gets its own result, in order, and the stream keeps the batch's order.
+    /// Admitted events are appended together (pipelined), so a batch costs about one round trip to the
+    /// stream; a batch that holds a guarded event is appended one event at a time instead.
+    pub async fn publish_batch(
+        &self,
+        principal: &Principal,
+        events: &[v1::SignedEvent],
+    ) -> Vec<Result<Accepted, Status>> {
+        let started = Instant::now();
+        let prepared: Vec<Result<Prepared, Status>> =
+            events.iter().map(|s| self.prepare(principal, s)).collect();
+        let guarded = prepared
+            .iter()
+            .flatten()
+            .any(|p| self.guard_for(&p.admitted.token).is_some());
+        let mut results = Vec::with_capacity(events.len());
+        if guarded {
+            for p in prepared {
+                results.push(match p {
+                    Ok(p) => match self.append(principal, &p).await {
+                        Ok(ack) => self.finish(principal, p, ack, started).await,
+                        Err(status) => Err(status),
+                    },
+                    Err(status) => Err(status),
+                });
+            }
+            return results;
+        }
+        let outgoing = prepared
+            .iter()
+            .flatten()
+            .map(|p| p.outgoing.clone())
+            .collect();
+        let mut acks = self.bus.publish_many(outgoing).await.into_iter();
+        for p in prepared {
+            results.push(match p {
+                Ok(p) => {
+                    let ack = acks.next().expect("one ack per appended event");
+                    self.finish(principal, p, ack, started).await
+                }
+                Err(status) => Err(status),
+            });
+        }
+        results
+    }
+
+    fn prepare(&self, principal: &Principal, signed: &v1::SignedEvent) -> Result<Prepared, Status> {
+        let now = Utc::now();
+        let admitted = self
+            .admission
+            .admit(principal, signed, now)
+            .map_err(|rejection| {
+                self.metrics.rejected(principal, rejection.reason());
+                tracing::info!(
+                    principal = %principal.uri(),
+                    reason = rejection.reason(),
+                    error = %rejection,
+                    "event rejected"
+                );
+                Status::from(rejection)
+            })?;
+        let record = v1::Record {
+            event: signed.event.clone(),
+            signature: signed.signature.clone(),
+            publisher: Some(publisher_of(principal)),
+            accepted_at: Some(timestamp(now)),
+        };
+        let outgoing = Outgoing::event(
+            principal.name(),
+            &admitted.token,
+            &admitted.id,
+            record.encode_to_vec(),
+        )
+        .map_err(|e| Status::internal(format!("cannot address the event on the bus: {e}")))?;
+        Ok(Prepared { admitted, outgoing })
+    }
+
+    async fn finish(
+        &self,
+        principal: &Principal,
+        prepared: Prepared,
+        ack: hazchem_bus::Result<hazchem_bus::Ack>,
+        started: Instant,
+    ) -> Result<Accepted, Status> {
+        let Prepared { admitted, outgoing } = prepared;
+        let ack = ack.map_err(|error| {
+            self.metrics.rejected(principal, "bus_unavailable");
+            tracing::error!(event_id = %admitted.id, %error, "the bus did not store the event");
+            Status::unavailable(format!(
+                "the bus did not acknowledge event {}; retry with the same id: {error}",
+                admitted.id
+            ))
+        })?;
+        if ack.duplicate {
+            self.check_same_content(&admitted, &outgoing, ack.sequence)
+                .await?;
+        }
+        self.metrics
+            .accepted(principal, &admitted.token, ack.duplicate, started.elapsed());
+        tracing::debug!(
+            event_id = %admitted.id,
+            event_type = %admitted.token,
+            sequence = ack.sequence,
+            duplicate = ack.duplicate,
+            "event accepted"
+        );
+        Ok(Accepted {
+            event_id: admitted.id,
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+        })
+    }
+
+    /// A retry must carry the same event: an id reused for different bytes is refused, not silently
+    /// answered with someone else's position.
+    async fn check_same_content(
+        &self,
+        admitted: &Admitted,
+        outgoing: &Outgoing,
+        sequence: u64,
+    ) -> Result<(), Status> {
+        let stored = self
+            .bus
+            .get(sequence)
+            .await
+            .map_err(|e| Status::unavailable(format!("cannot read the original event: {e}")))?
+            .ok_or_else(|| {
+                Status::internal(format!(
+                    "the bus reported sequence {sequence} but has no such message"
+                ))
+            })?;
+        let original = v1::Record::decode(stored.payload.as_ref()).map_err(|e| {
+            Status::internal(format!("stored record {sequence} does not decode: {e}"))
+        })?;
+        let new = v1::Record::decode(outgoing.payload.as_ref())
+            .map_err(|e| Status::internal(format!("record does not decode: {e}")))?;
+        if original.event == new.event {
+            return Ok(());
+        }
+        Err(hazchem_admission::id_reused(&admitted.id, sequence))
+    }
+}
+
+fn publisher_of(principal: &Principal) -> v1::Publisher {
+    let principal = match principal.department() {
+        Some(d) => v1::publisher::Principal::Department(v1::Department::from(d) as i32),
+        None => v1::publisher::Principal::Service(principal.name().to_owned()),
+    };
+    v1::Publisher {
+        principal: Some(principal),
+    }
+}
+
+/// A protobuf timestamp from a chrono instant.
+pub fn timestamp(t: chrono::DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}

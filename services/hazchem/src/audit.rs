@@ -1,0 +1,627 @@
+//! `hazchem audit`: the auditor's side of the ledger. Replays the record, fetches and checks checkpoints and
+//! proofs, verifies the whole log against a signed checkpoint trusting only the ledger's public key, and
+//! exports offline bundles that `audit verify --bundle` checks with no server running.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use clap::{Args, Subcommand, ValueEnum};
+use futures::StreamExt;
+use hazchem_ledger::bundle::{self, BundleRecord, BundleWriter};
+use hazchem_ledger::merkle::{self, Hash, MemoryTree};
+use hazchem_ledger::note::{Checkpoint, VerifierKey};
+use hazchem_ledger::verify::{self, Verifier};
+use hazchem_proto::v1;
+use hazchem_proto::v1::audit_service_client::AuditServiceClient;
+use prost::Message;
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+use crate::client::Connection;
+
+/// `hazchem audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Stream the log in order, each record with its leaf index, filtered and restricted to what you may
+    /// read.
+    Replay(ReplayArgs),
+    /// Fetch the latest signed checkpoint (or a fresh one), check its signature, optionally save it.
+    Checkpoint(CheckpointArgs),
+    /// Replay the whole log, recompute the Merkle root and check it against a signed checkpoint, trusting
+    /// only the ledger's public key; or check an offline bundle (--bundle) with no server.
+    Verify(VerifyArgs),
+    /// Fetch the inclusion proof of one event and check it locally against a signed checkpoint.
+    Prove(ProveArgs),
+    /// Write an offline bundle: every record, the signed checkpoint, inclusion proofs, and optionally
+    /// the consistency proof from an earlier checkpoint.
+    Export(ExportArgs),
+}
+
+/// Where the ledger is, and who we are (default: the development auditor).
+#[derive(Debug, Clone, Args)]
+pub struct LedgerConnection {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The ledger's audit service (`--endpoint` is the gateway's and is not used here).
+    #[arg(long, env = "HAZCHEM_LEDGER", default_value = "https://localhost:7444")]
+    pub ledger: String,
+}
+
+impl LedgerConnection {
+    async fn client(&self) -> Result<AuditServiceClient<Channel>> {
+        let mut connection = self.connection.clone();
+        connection.endpoint = self.ledger.clone();
+        if connection.principal.is_none() && connection.cert.is_none() {
+            connection.principal = Some("auditor".to_owned());
+        }
+        Ok(AuditServiceClient::new(connection.channel().await?).max_decoding_message_size(64 << 20))
+    }
+
+    /// The trusted key: `--key`, or the development PKI's `ledger.pub`.
+    fn key(&self, key: Option<&Path>) -> Result<VerifierKey> {
+        load_key(key, &self.connection.data_dir)
+    }
+}
+
+fn load_key(key: Option<&Path>, data_dir: &Path) -> Result<VerifierKey> {
+    let path = match key {
+        Some(path) => path.to_owned(),
+        None => data_dir.join("pki").join("ledger.pub"),
+    };
+    VerifierKey::load(&path).with_context(|| {
+        format!(
+            "reading the ledger's public key {} (give it with --key)",
+            path.display()
+        )
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One JSON object per line: leafIndex, sequence, record (base64 of the exact leaf bytes), and the
+    /// record and event decoded.
+    Json,
+    /// Length-delimited `hazchem.v1.ReplayResponse` messages (varint length, then the message).
+    Binary,
+}
+
+/// `hazchem audit replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub ledger: LedgerConnection,
+    /// Only events published by these departments (codes).
+    #[arg(long = "department", value_name = "CODE")]
+    pub departments: Vec<String>,
+    /// Only these event types (tokens such as waybill_issued).
+    #[arg(long = "type", value_name = "TOKEN")]
+    pub event_types: Vec<String>,
+    /// Only events naming this enterprise (USCC).
+    #[arg(long = "enterprise", value_name = "USCC")]
+    pub enterprises: Vec<String>,
+    /// Only events naming this chemical (CAS number).
+    #[arg(long = "chemical", value_name = "CAS")]
+    pub chemicals: Vec<String>,
+    /// Only events naming this batch code.
+    #[arg(long = "batch", value_name = "CODE")]
+    pub batch_codes: Vec<String>,
+    /// Only events whose time is at or after this instant (RFC 3339).
+    #[arg(long)]
+    pub from_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only events whose time is before this instant (RFC 3339).
+    #[arg(long)]
+    pub until_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// The first leaf index.
+    #[arg(long, default_value_t = 0)]
+    pub from_index: u64,
+    /// Stop before this leaf index (default: the current tree size).
+    #[arg(long)]
+    pub to_index: Option<u64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+}
+
+/// `hazchem audit checkpoint`.
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    #[command(flatten)]
+    pub ledger: LedgerConnection,
+    /// Ask for a fresh checkpoint covering everything appended so far.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Save the signed note to this file (for `audit verify --since-checkpoint`).
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// The ledger's public key (default: the development PKI's ledger.pub).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+}
+
+/// `hazchem audit verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub ledger: LedgerConnection,
+    /// The ledger's public key: `<name>+<id>+<base64>`, SPKI PEM or base64 (default: the development
+    /// PKI's ledger.pub). Nothing else is trusted.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// An earlier checkpoint you saved: the log must extend it.
+    #[arg(long)]
+    pub since_checkpoint: Option<PathBuf>,
+    /// Check this offline bundle (a directory written by `audit export`) instead of a server.
+    #[arg(long)]
+    pub bundle: Option<PathBuf>,
+    /// Verify against a fresh checkpoint rather than the latest one.
+    #[arg(long, conflicts_with = "bundle")]
+    pub fresh: bool,
+    /// After a successful verification, save the checkpoint to this file (for the next
+    /// --since-checkpoint).
+    #[arg(long)]
+    pub save_checkpoint: Option<PathBuf>,
+}
+
+/// `hazchem audit prove`.
+#[derive(Debug, Args)]
+pub struct ProveArgs {
+    #[command(flatten)]
+    pub ledger: LedgerConnection,
+    /// The event id.
+    pub event_id: String,
+    /// Prove against this tree size (default: the latest checkpoint's, or a fresh one if the event is
+    /// newer); linked to the signed checkpoint by a consistency proof.
+    #[arg(long)]
+    pub tree_size: Option<u64>,
+    /// The ledger's public key (default: the development PKI's ledger.pub).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+}
+
+/// `hazchem audit export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub ledger: LedgerConnection,
+    /// The bundle directory to create (must not exist or be empty).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The ledger's public key the export is checked with and written to the bundle (default: the
+    /// development PKI's ledger.pub).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Include this earlier checkpoint and the consistency proof from it.
+    #[arg(long)]
+    pub since_checkpoint: Option<PathBuf>,
+    /// Export against a fresh checkpoint rather than the latest one.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Leave out the per-record inclusion proofs (a smaller bundle; a disagreement is then located only
+    /// as "below the tree size").
+    #[arg(long)]
+    pub no_proofs: bool,
+}
+
+pub async fn run(args: AuditArgs) -> Result<()> {
+    match args.command {
+        AuditCommand::Replay(args) => replay(args).await,
+        AuditCommand::Checkpoint(args) => checkpoint(args).await,
+        AuditCommand::Verify(args) => verify_command(args).await,
+        AuditCommand::Prove(args) => prove(args).await,
+        AuditCommand::Export(args) => export(args).await,
+    }
+}
+
+fn read_file(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn hashes(bytes: &[Vec<u8>]) -> Result<Vec<Hash>> {
+    bytes
+        .iter()
+        .map(|h| {
+            h.as_slice()
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("the server sent a hash of {} bytes", h.len()))
+        })
+        .collect()
+}
+
+async fn get_checkpoint(client: &mut AuditServiceClient<Channel>, fresh: bool) -> Result<String> {
+    Ok(client
+        .get_checkpoint(v1::GetCheckpointRequest { fresh })
+        .await
+        .context("GetCheckpoint")?
+        .into_inner()
+        .signed_note)
+}
+
+async fn consistency(client: &mut AuditServiceClient<Channel>, first: u64, second: u64) -> Result<Vec<Hash>> {
+    if first == 0 || first == second {
+        return Ok(Vec::new());
+    }
+    let response = client
+        .get_consistency_proof(v1::GetConsistencyProofRequest {
+            first_size: first,
+            second_size: second,
+        })
+        .await
+        .with_context(|| format!("GetConsistencyProof {first} → {second}"))?
+        .into_inner();
+    hashes(&response.hashes)
+}
+
+/// Streams `[from, to)` unfiltered, as the auditor.
+async fn replay_all(
+    client: &mut AuditServiceClient<Channel>,
+    from: u64,
+    to: u64,
+) -> Result<tonic::Streaming<v1::ReplayResponse>> {
+    Ok(client
+        .replay(v1::ReplayRequest {
+            filter: None,
+            from_index: from,
+            to_index: to,
+        })
+        .await
+        .context("Replay")?
+        .into_inner())
+}
+
+fn department_numbers(codes: &[String]) -> Result<Vec<i32>> {
+    codes
+        .iter()
+        .map(|d| {
+            let d: hazchem_domain::Department = d.parse()?;
+            Ok(v1::Department::from(d) as i32)
+        })
+        .collect()
+}
+
+/// One replayed record as a JSON line.
+pub fn replay_json(item: &v1::ReplayResponse) -> Value {
+    let mut line = json!({
+        "leafIndex": item.leaf_index,
+        "sequence": item.sequence,
+        "record": BASE64.encode(&item.record),
+    });
+    if let Ok(record) = v1::Record::decode(item.record.as_slice()) {
+        if let Ok(event) = v1::Event::decode(record.event.as_slice())
+            && let Ok(event) = hazchem_proto::to_json(&event)
+        {
+            line["event"] = event;
+        }
+        if let Ok(mut meta) = hazchem_proto::to_json(&v1::Record {
+            event: vec![],
+            ..record
+        }) {
+            if let Value::Object(map) = &mut meta {
+                map.remove("event");
+            }
+            line["stored"] = meta;
+        }
+    }
+    line
+}
+
+async fn replay(args: ReplayArgs) -> Result<()> {
+    let mut client = args.ledger.client().await?;
+    let filter = v1::EventFilter {
+        departments: department_numbers(&args.departments)?,
+        event_types: args.event_types.clone(),
+        enterprises: args.enterprises.clone(),
+        chemicals: args.chemicals.clone(),
+        batch_codes: args.batch_codes.clone(),
+        time_from: args.from_time.map(hazchem_gateway::timestamp),
+        time_until: args.until_time.map(hazchem_gateway::timestamp),
+    };
+    let mut stream = client
+        .replay(v1::ReplayRequest {
+            filter: Some(filter),
+            from_index: args.from_index,
+            to_index: args.to_index.unwrap_or(0),
+        })
+        .await?
+        .into_inner();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    while let Some(item) = stream.next().await {
+        let item = item?;
+        match args.format {
+            Format::Json => writeln!(out, "{}", replay_json(&item))?,
+            Format::Binary => out.write_all(&item.encode_length_delimited_to_vec())?,
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+async fn checkpoint(args: CheckpointArgs) -> Result<()> {
+    let key = args.ledger.key(args.key.as_deref())?;
+    let mut client = args.ledger.client().await?;
+    let note = get_checkpoint(&mut client, args.fresh).await?;
+    let checkpoint = key
+        .open_checkpoint(&note)
+        .with_context(|| format!("the ledger's checkpoint does not verify with {key}"))?;
+    print!("{note}");
+    eprintln!(
+        "signature good ({key}): {} leaves, root {}",
+        checkpoint.size,
+        hex::encode(checkpoint.root)
+    );
+    if let Some(path) = &args.save {
+        std::fs::write(path, &note).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("saved to {}", path.display());
+    }
+    Ok(())
+}
+
+async fn verify_command(args: VerifyArgs) -> Result<()> {
+    let key = args.ledger.key(args.key.as_deref())?;
+    let since = args.since_checkpoint.as_deref().map(read_file).transpose()?;
+    let (result, note) = if let Some(dir) = &args.bundle {
+        println!("checking bundle {} trusting only {key}", dir.display());
+        let note = std::fs::read_to_string(dir.join(bundle::CHECKPOINT)).unwrap_or_default();
+        (bundle::verify_bundle(dir, key, since.as_deref()), note)
+    } else {
+        let mut client = args.ledger.client().await?;
+        let note = get_checkpoint(&mut client, args.fresh).await?;
+        println!("checking {} trusting only {key}", args.ledger.ledger);
+        (verify_online(&mut client, key, &note, since.as_deref()).await?, note)
+    };
+    match result {
+        Ok(verified) => {
+            println!("{verified}");
+            if let Some(path) = &args.save_checkpoint {
+                std::fs::write(path, &note).with_context(|| format!("writing {}", path.display()))?;
+                println!("checkpoint saved to {}", path.display());
+            }
+            Ok(())
+        }
+        Err(failure) => {
+            println!("FAILED: {}", failure.first());
+            for problem in failure.problems.iter().skip(1).take(20) {
+                println!("  also: {problem}");
+            }
+            if failure.problems.len() > 21 {
+                println!("  and {} more", failure.problems.len() - 21);
+            }
+            bail!("verification failed: {}", failure.first())
+        }
+    }
+}
+
+/// Verifies the server's log against its checkpoint `note`; on a root mismatch, locates the first
+/// divergent leaf with consistency proofs.
+async fn verify_online(
+    client: &mut AuditServiceClient<Channel>,
+    key: VerifierKey,
+    note: &str,
+    since: Option<&str>,
+) -> Result<Result<verify::Verified, verify::VerifyFailure>> {
+    let mut verifier = match Verifier::new(key, note) {
+        Ok(v) => v,
+        Err(failure) => return Ok(Err(failure)),
+    };
+    if let Some(since) = since {
+        verifier = match verifier.with_earlier(since) {
+            Ok(v) => v,
+            Err(failure) => return Ok(Err(failure)),
+        };
+    }
+    let size = verifier.checkpoint().size;
+    let root = verifier.checkpoint().root;
+    if let Some(earlier) = verifier.earlier().map(|e| e.size) {
+        let proof = consistency(client, earlier, size).await?;
+        verifier.consistency_proof(&proof);
+    }
+    if size > 0 {
+        let mut stream = replay_all(client, 0, size).await?;
+        while let Some(item) = stream.next().await {
+            let item = item?;
+            verifier.push(item.leaf_index, &item.record, None);
+        }
+    }
+    match verifier.finish() {
+        Ok(verified) => Ok(Ok(verified)),
+        Err(mut failure) => {
+            if failure.needs_location() {
+                let leaves = failure.leaf_hashes().to_vec();
+                let located = verify::locate_divergence(&leaves, size, &root, |first, second| {
+                    let mut client = client.clone();
+                    async move { consistency(&mut client, first, second).await }
+                })
+                .await?;
+                if let Some(index) = located {
+                    failure.add_located(index);
+                }
+            }
+            Ok(Err(failure))
+        }
+    }
+}
+
+async fn prove(args: ProveArgs) -> Result<()> {
+    let key = args.ledger.key(args.key.as_deref())?;
+    let mut client = args.ledger.client().await?;
+    let mut note = get_checkpoint(&mut client, false).await?;
+    let mut checkpoint = key
+        .open_checkpoint(&note)
+        .with_context(|| format!("the ledger's checkpoint does not verify with {key}"))?;
+    let request = |tree_size: u64| v1::GetInclusionProofRequest {
+        leaf: Some(v1::get_inclusion_proof_request::Leaf::EventId(args.event_id.clone())),
+        tree_size,
+    };
+    let tree_size = args.tree_size.unwrap_or(checkpoint.size);
+    let proof = match client.get_inclusion_proof(request(tree_size)).await {
+        Ok(r) => r.into_inner(),
+        Err(status) if status.code() == tonic::Code::FailedPrecondition && args.tree_size.is_none() => {
+            // The event is newer than the latest checkpoint: ask for a fresh one.
+            note = get_checkpoint(&mut client, true).await?;
+            checkpoint = key.open_checkpoint(&note)?;
+            client
+                .get_inclusion_proof(request(checkpoint.size))
+                .await
+                .context("GetInclusionProof")?
+                .into_inner()
+        }
+        Err(status) => return Err(status).context("GetInclusionProof"),
+    };
+    if proof.tree_size > checkpoint.size {
+        // A tree size beyond the latest checkpoint: get one that covers it.
+        note = get_checkpoint(&mut client, true).await?;
+        checkpoint = key.open_checkpoint(&note)?;
+        if proof.tree_size > checkpoint.size {
+            bail!("the ledger has no checkpoint covering tree size {}", proof.tree_size);
+        }
+    }
+    // The record itself, hashed here: the server's leaf hash is not trusted.
+    let mut stream = replay_all(&mut client, proof.leaf_index, proof.leaf_index + 1).await?;
+    let item = stream
+        .next()
+        .await
+        .context("the ledger replayed nothing for the leaf")??;
+    let leaf = merkle::leaf_hash(&item.record);
+    if leaf.as_slice() != proof.leaf_hash.as_slice() {
+        bail!(
+            "leaf {}: the replayed record hashes to {}, the proof says {}",
+            proof.leaf_index,
+            hex::encode(leaf),
+            hex::encode(&proof.leaf_hash)
+        );
+    }
+    let path = hashes(&proof.hashes)?;
+    let event_id = v1::Record::decode(item.record.as_slice())
+        .ok()
+        .and_then(|r| v1::Event::decode(r.event.as_slice()).ok())
+        .map(|e| e.id)
+        .unwrap_or_default();
+    if event_id != args.event_id {
+        bail!(
+            "leaf {} holds event {event_id:?}, not {:?}",
+            proof.leaf_index,
+            args.event_id
+        );
+    }
+    // The root at the proof's size, from the proof; then tied to the signed checkpoint.
+    let root_at_size = merkle::inclusion_root(&leaf, proof.leaf_index, proof.tree_size, &path)
+        .with_context(|| format!("leaf {}: the inclusion proof is malformed", proof.leaf_index))?;
+    let mut consistency_path = Vec::new();
+    if proof.tree_size == checkpoint.size {
+        if root_at_size != checkpoint.root {
+            bail!(
+                "leaf {}: the inclusion proof does not lead to the signed root of size {}",
+                proof.leaf_index,
+                checkpoint.size
+            );
+        }
+    } else {
+        consistency_path = consistency(&mut client, proof.tree_size, checkpoint.size).await?;
+        merkle::verify_consistency(
+            proof.tree_size,
+            checkpoint.size,
+            &consistency_path,
+            &root_at_size,
+            &checkpoint.root,
+        )
+        .with_context(|| {
+            format!(
+                "the tree of size {} is not consistent with the signed checkpoint of size {}",
+                proof.tree_size, checkpoint.size
+            )
+        })?;
+    }
+    let out = json!({
+        "eventId": args.event_id,
+        "leafIndex": proof.leaf_index,
+        "treeSize": proof.tree_size,
+        "leafHash": hex::encode(leaf),
+        "inclusionProof": path.iter().map(hex::encode).collect::<Vec<_>>(),
+        "consistencyProof": consistency_path.iter().map(hex::encode).collect::<Vec<_>>(),
+        "checkpoint": note,
+        "verified": true,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    eprintln!(
+        "verified: event {} is leaf {} of the log signed at size {} ({key})",
+        args.event_id, proof.leaf_index, checkpoint.size
+    );
+    Ok(())
+}
+
+async fn export(args: ExportArgs) -> Result<()> {
+    let key = args.ledger.key(args.key.as_deref())?;
+    let since = args.since_checkpoint.as_deref().map(read_file).transpose()?;
+    let mut client = args.ledger.client().await?;
+    let note = get_checkpoint(&mut client, args.fresh).await?;
+    let checkpoint: Checkpoint = key
+        .open_checkpoint(&note)
+        .with_context(|| format!("the ledger's checkpoint does not verify with {key}"))?;
+    let size = checkpoint.size;
+    // First pass: verify everything and keep the leaf hashes (32 bytes a record) for the proofs.
+    let failure_or_tree = match verify_online(&mut client, key.clone(), &note, since.as_deref()).await? {
+        Ok(_) => None,
+        Err(failure) => Some(failure),
+    };
+    if let Some(failure) = failure_or_tree {
+        bail!("not exporting: the ledger's log does not verify: {failure}");
+    }
+    let mut tree = MemoryTree::new();
+    let mut writer = BundleWriter::create(&args.out)?;
+    if args.no_proofs {
+        let mut stream = replay_all(&mut client, 0, size).await?;
+        while let Some(item) = stream.next().await {
+            let item = item?;
+            writer.write_record(&BundleRecord {
+                index: item.leaf_index,
+                record: item.record,
+                proof: None,
+            })?;
+        }
+    } else {
+        let mut stream = replay_all(&mut client, 0, size).await?;
+        while let Some(item) = stream.next().await {
+            tree.push_leaf(&item?.record);
+        }
+        // Second pass: the records with their proofs, which hold against the verified root.
+        let mut stream = replay_all(&mut client, 0, size).await?;
+        while let Some(item) = stream.next().await {
+            let item = item?;
+            let proof = merkle::inclusion_proof(&tree, item.leaf_index, size)?;
+            writer.write_record(&BundleRecord {
+                index: item.leaf_index,
+                record: item.record,
+                proof: Some(proof),
+            })?;
+        }
+        if tree.size() != size || tree.root() != checkpoint.root {
+            bail!("the log changed between the verification and the export; export again");
+        }
+    }
+    let earlier = match &since {
+        Some(note) => {
+            let first = key.open_checkpoint(note)?;
+            Some((note.as_str(), consistency(&mut client, first.size, size).await?))
+        }
+        None => None,
+    };
+    let dir = writer.finish(
+        &note,
+        Some(&key),
+        earlier.as_ref().map(|(n, p)| (*n, p.as_slice())),
+    )?;
+    println!(
+        "exported {size} records with the checkpoint of size {size} to {}; check it with:\n  hazchem audit verify --bundle {} --key <ledger.pub>",
+        dir.display(),
+        dir.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! The configuration of every service in one file: built-in defaults, then the TOML file, then
+//! `HAZCHEM_` environment variables (nested keys joined by `__`, for example
+//! `HAZCHEM_GATEWAY__LISTEN=0.0.0.0:7443`), then command-line flags; then `validate()`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use hazchem_bus::{Bus, JetStreamConfig};
+use hazchem_gateway::GatewayConfig;
+use serde::{Deserialize, Serialize};
+
+/// Which bus carries the record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum BusConfig {
+    /// The embedded bus: a directory on this machine (one process only).
+    Embedded { dir: PathBuf },
+    /// NATS JetStream.
+    Jetstream {
+        /// Server URLs, comma-separated.
+        url: String,
+        #[serde(default = "default_stream")]
+        stream: String,
+        #[serde(default = "default_replicas")]
+        replicas: usize,
+        /// NATS credentials file of this service's NATS user.
+        credentials_file: Option<PathBuf>,
+        /// CA of the NATS servers' TLS certificates.
+        tls_ca_file: Option<PathBuf>,
+    },
+}
+
+fn default_stream() -> String {
+    hazchem_bus::DEFAULT_STREAM.to_owned()
+}
+
+fn default_replicas() -> usize {
+    1
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig::Embedded {
+            dir: PathBuf::from(".hazchem/bus"),
+        }
+    }
+}
+
+impl BusConfig {
+    /// Opens the bus.
+    pub async fn open(&self) -> Result<Bus> {
+        match self {
+            BusConfig::Embedded { dir } => Bus::embedded(dir)
+                .await
+                .with_context(|| format!("opening the embedded bus at {}", dir.display())),
+            BusConfig::Jetstream {
+                url,
+                stream,
+                replicas,
+                credentials_file,
+                tls_ca_file,
+            } => {
+                let mut config = JetStreamConfig::new(url.clone());
+                config.stream = stream.clone();
+                config.replicas = *replicas;
+                config.credentials_file = credentials_file.clone();
+                config.tls_ca_file = tls_ca_file.clone();
+                Bus::jetstream(&config)
+                    .await
+                    .with_context(|| format!("connecting to JetStream at {url}"))
+            }
+        }
+    }
+}
+
+/// Configuration of a process running one or more services.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub bus: BusConfig,
+    /// Where Prometheus scrapes `/metrics`; unset disables the endpoint.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The gateway; its `policy` and limits also govern what this process's services publish.
+    pub gateway: GatewayConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bus: BusConfig::default(),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            gateway: GatewayConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then `file` (if given), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            anyhow::ensure!(
+                file.exists(),
+                "config file {} does not exist",
+                file.display()
+            );
+            figment = figment.merge(Toml::file(file));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("HAZCHEM_").split("__"))
+            .extract()
+            .context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what applies to every service; each service checks its own section when it starts.
+    pub fn validate(&self) -> Result<()> {
+        if let BusConfig::Jetstream { replicas, .. } = &self.bus {
+            anyhow::ensure!(
+                matches!(replicas, 1 | 3 | 5),
+                "bus.replicas: 1, 3 or 5, got {replicas}"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Serves `/metrics` until `shutdown`.
+pub async fn serve_metrics(
+    addr: SocketAddr,
+    registry: prometheus_client::registry::Registry,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<SocketAddr> {
+    use std::sync::Arc;
+    let registry = Arc::new(registry);
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let registry = registry.clone();
+            async move {
+                let mut body = String::new();
+                match prometheus_client::encoding::text::encode(&mut body, &registry) {
+                    Ok(()) => (
+                        [(
+                            "content-type",
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        body,
+                    ),
+                    Err(_) => ([("content-type", "text/plain")], String::new()),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the metrics endpoint {addr}"))?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "metrics endpoint failed");
+        }
+    });
+    Ok(bound)
+}

@@ -1,0 +1,238 @@
+//! The README's path, as a process: `hazchem dev` (run from the workspace root, as the README says)
+//! prints how to publish an event and follow the record; the commands it prints, run exactly as
+//! printed, publish an event and show it in `hazchem tail`; the metrics endpoint counts it.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use hazchem_tests::fixtures::workspace_root;
+use hazchem_tests::process::{ChildProcess, DevProcess, free_port, scrub_env};
+use serde_json::Value;
+
+fn exe() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_hazchem"))
+}
+
+/// A printed command with its executable resolved: as printed if that file exists (it is the path
+/// `hazchem dev` was started with), otherwise the binary under test.
+fn resolve(printed: &[String]) -> (PathBuf, Vec<String>) {
+    assert!(!printed.is_empty(), "a command is printed");
+    let program = PathBuf::from(&printed[0]);
+    let program = if program.is_file() {
+        program
+    } else {
+        exe().to_path_buf()
+    };
+    (program, printed[1..].to_vec())
+}
+
+/// Runs a printed command to completion in the workspace root.
+fn run(printed: &[String]) -> std::process::Output {
+    let (program, args) = resolve(printed);
+    let mut command = Command::new(program);
+    command.args(args).current_dir(workspace_root());
+    scrub_env(&mut command).output().expect("run the command")
+}
+
+fn json_lines(bytes: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line: {l:?}: {e}")))
+        .collect()
+}
+
+/// `GET <url>` over HTTP/1.1 (the metrics endpoint); the body.
+fn http_get(url: &str) -> String {
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (authority, path) = rest.split_once('/').expect("a path");
+    let mut stream = TcpStream::connect(authority).expect("connect to the metrics endpoint");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}
+
+/// The value of the counter sample named `name` with all of `labels`.
+fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+        let (label_text, value) = rest.split_once("} ")?;
+        labels
+            .iter()
+            .all(|(k, v)| label_text.split(',').any(|l| l == format!("{k}=\"{v}\"")))
+            .then(|| value.trim().parse().ok())?
+    })
+}
+
+#[test]
+fn the_commands_hazchem_dev_prints_publish_and_tail_an_event() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let data_dir = data.path().join("dev");
+    let port = free_port();
+    let root = workspace_root();
+    let mut dev = DevProcess::start(exe(), &data_dir, port, Some(&root));
+    let banner = dev.banner.clone();
+    assert_eq!(
+        banner.gateway,
+        format!("https://localhost:{port}"),
+        "{banner:#?}"
+    );
+
+    // The two commands, as printed.
+    let (tail_program, tail_args) = resolve(&banner.tail);
+    assert_eq!(
+        tail_args.first().map(String::as_str),
+        Some("tail"),
+        "{banner:#?}"
+    );
+    assert_eq!(
+        banner.publish.get(1).map(String::as_str),
+        Some("publish"),
+        "{banner:#?}"
+    );
+    assert_eq!(
+        tail_program,
+        exe(),
+        "the banner names the executable that runs"
+    );
+    let fixture = banner.publish.last().expect("a file to publish");
+    assert!(
+        root.join(fixture).is_file(),
+        "the printed file exists relative to the workspace root: {fixture}"
+    );
+
+    // Follow the record in the background, like a second terminal.
+    let mut tail = ChildProcess::spawn(
+        tail_program,
+        tail_args,
+        Some(&root),
+        data.path().join("tail.log"),
+    );
+
+    let published = run(&banner.publish);
+    assert!(
+        published.status.success(),
+        "publish failed: {}\n{}",
+        String::from_utf8_lossy(&published.stdout),
+        String::from_utf8_lossy(&published.stderr)
+    );
+    let lines = json_lines(&published.stdout);
+    assert_eq!(lines.len(), 1, "one line per event: {lines:?}");
+    let accepted = &lines[0];
+    let id = accepted["eventId"].as_str().expect("eventId").to_owned();
+    assert_eq!(id, "fx-licence-issued-0001");
+    assert_eq!(accepted["sequence"], 1);
+    assert_eq!(accepted["duplicate"], false);
+
+    // The tail shows it.
+    let line = tail.wait_for_line(|l| {
+        serde_json::from_str::<Value>(l).is_ok_and(|v| v["event"]["id"] == id.as_str())
+    });
+    let delivered: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(delivered["sequence"], 1);
+    assert_eq!(
+        delivered["subject"],
+        format!("hazchem.ev.emergency.licence_issued.{id}")
+    );
+    assert_eq!(delivered["event"]["type"], "cn.hazchem.v1.licence_issued");
+    assert_eq!(
+        delivered["record"]["publisher"]["department"],
+        "DEPARTMENT_EMERGENCY"
+    );
+    assert_eq!(
+        delivered["record"]["signature"]["keyId"], "emergency",
+        "--sign signs with the department's key: {delivered}"
+    );
+
+    // Publishing it again answers duplicate with the original sequence (README).
+    let again = run(&banner.publish);
+    assert!(again.status.success());
+    let again = &json_lines(&again.stdout)[0];
+    assert_eq!(
+        (again["sequence"].as_u64(), again["duplicate"].as_bool()),
+        (Some(1), Some(true))
+    );
+
+    // The README's rejection example: psb may not issue waybills.
+    let mut rejected = banner.publish.clone();
+    let at = rejected.iter().position(|a| a == "--as").expect("--as");
+    rejected[at + 1] = "psb".into();
+    rejected.retain(|a| a != "--sign");
+    *rejected.last_mut().unwrap() = "tests/fixtures/events/waybill_issued.json".into();
+    let refused = run(&rejected);
+    assert!(!refused.status.success(), "a rejection fails the command");
+    let refusal = &json_lines(&refused.stdout)[0];
+    assert_eq!(refusal["eventId"], "fx-waybill-issued-0001");
+    assert_eq!(refusal["error"]["code"], "PermissionDenied", "{refusal}");
+    assert_eq!(
+        refusal["error"]["errorInfo"]["reason"],
+        "PUBLISH_NOT_PERMITTED"
+    );
+
+    // The metrics endpoint counts what happened.
+    let metrics = http_get(&banner.metrics);
+    let accepted_total = "hazchem_gateway_events_accepted_total";
+    assert_eq!(
+        sample(
+            &metrics,
+            accepted_total,
+            &[
+                ("publisher", "emergency"),
+                ("event_type", "licence_issued"),
+                ("duplicate", "false")
+            ]
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            accepted_total,
+            &[
+                ("publisher", "emergency"),
+                ("event_type", "licence_issued"),
+                ("duplicate", "true")
+            ]
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "hazchem_gateway_events_rejected_total",
+            &[("publisher", "psb"), ("reason", "PUBLISH_NOT_PERMITTED")]
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hazchem_gateway_subscriptions"),
+        "{metrics}"
+    );
+
+    // Ctrl-C (SIGTERM here) stops it cleanly, even with a subscriber still following.
+    let status = dev.process.terminate();
+    assert!(
+        status.success(),
+        "hazchem dev exits cleanly: {status}\n{}",
+        dev.process.log()
+    );
+    tail.kill();
+}

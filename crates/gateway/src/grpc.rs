@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::publish::Publisher;
 use crate::subscribe::{SubscriptionStream, Subscriptions};
 
-/// How many events of one publish stream are in flight at once (results still come back in order).
+/// The most events of one publish stream appended together (results come back in order).
 const STREAM_PIPELINE: usize = 64;
 /// The most events one batch call may carry.
 pub const MAX_BATCH: usize = 1000;
@@ -65,22 +65,41 @@ impl PublishService for Publisher {
     ) -> Result<Response<Self::PublishStreamStream>, Status> {
         let principal = authenticate(&request)?;
         let publisher = self.clone();
+        // Whatever has arrived is appended as one batch: pipelined like PublishBatch, and stored in the
+        // order sent. A broken client stream ends the response after the events before it.
         let results = request
             .into_inner()
-            .map(move |item| {
+            .ready_chunks(STREAM_PIPELINE)
+            .then(move |chunk| {
                 let publisher = publisher.clone();
                 let principal = principal.clone();
                 async move {
-                    let request = item?;
-                    let result = publisher
-                        .publish(&principal, &request.event.unwrap_or_default())
-                        .await;
-                    Ok(v1::PublishStreamResponse {
-                        result: Some(result_to_proto(result)),
-                    })
+                    let mut events = Vec::with_capacity(chunk.len());
+                    let mut broken = None;
+                    for item in chunk {
+                        match item {
+                            Ok(request) => events.push(request.event.unwrap_or_default()),
+                            Err(status) => {
+                                broken = Some(status);
+                                break;
+                            }
+                        }
+                    }
+                    let mut out: Vec<Result<v1::PublishStreamResponse, Status>> = publisher
+                        .publish_batch(&principal, &events)
+                        .await
+                        .into_iter()
+                        .map(|result| {
+                            Ok(v1::PublishStreamResponse {
+                                result: Some(result_to_proto(result)),
+                            })
+                        })
+                        .collect();
+                    out.extend(broken.map(Err));
+                    futures::stream::iter(out)
                 }
             })
-            .buffered(STREAM_PIPELINE);
+            .flatten();
         Ok(Response::new(Box::pin(results)))
     }
 }

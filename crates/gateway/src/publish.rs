@@ -85,7 +85,10 @@ impl Publisher {
         prepared: &Prepared,
     ) -> Result<hazchem_bus::Result<hazchem_bus::Ack>, Status> {
         let Some(guard) = self.guard_for(&prepared.admitted.token) else {
-            return Ok(self.bus.publish(prepared.outgoing.clone()).await);
+            return Ok(self
+                .bus_as(principal)
+                .publish(prepared.outgoing.clone())
+                .await);
         };
         let _serial = self.guarded.lock().await;
         let up_to =
@@ -99,11 +102,20 @@ impl Publisher {
             self.metrics.rejected(principal, "guard_refused");
             return Err(status);
         }
-        Ok(self.bus.publish(prepared.outgoing.clone()).await)
+        Ok(self
+            .bus_as(principal)
+            .publish(prepared.outgoing.clone())
+            .await)
     }
 
     pub fn bus(&self) -> &Bus {
         &self.bus
+    }
+
+    /// The bus as `principal` publishes on it: over its own NATS connection when the bus has
+    /// per-principal credentials, so NATS checks its publish permissions as well.
+    fn bus_as(&self, principal: &Principal) -> Bus {
+        self.bus.for_principal(principal.name())
     }
 
     pub fn admission(&self) -> &Admission {
@@ -185,7 +197,11 @@ impl Publisher {
             .flatten()
             .map(|p| p.outgoing.clone())
             .collect();
-        let mut acks = self.bus.publish_many(outgoing).await.into_iter();
+        let mut acks = self
+            .bus_as(principal)
+            .publish_many(outgoing)
+            .await
+            .into_iter();
         for p in prepared {
             results.push(match p {
                 Ok(p) => {
@@ -238,6 +254,16 @@ impl Publisher {
     ) -> Result<Accepted, Status> {
         let Prepared { admitted, outgoing } = prepared;
         let ack = ack.map_err(|error| {
+            if let hazchem_bus::Error::PermissionDenied { .. } = error {
+                // The gateway admitted it but NATS refused: the NATS configuration and the policy
+                // disagree (regenerate it with `hazchem deploy nats`).
+                self.metrics.rejected(principal, "bus_permission_denied");
+                tracing::error!(event_id = %admitted.id, %error, "NATS refused an admitted event");
+                return Status::permission_denied(format!(
+                    "the bus refused event {}: {error}",
+                    admitted.id
+                ));
+            }
             self.metrics.rejected(principal, "bus_unavailable");
             tracing::error!(event_id = %admitted.id, %error, "the bus did not store the event");
             Status::unavailable(format!(

@@ -2,11 +2,13 @@
 
 use std::collections::BTreeSet;
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use hazchem_admission::{Admission, FieldViolation, Rejection};
 use hazchem_bus::{Bus, EventSubject, Filter, Message, Start};
-use hazchem_domain::{CasNumber, Department, Uscc};
+use hazchem_domain::Department;
 use hazchem_pki::Principal;
 use hazchem_proto::{department_from_i32, v1};
 use prost::Message as _;
@@ -64,28 +66,28 @@ impl EventFilter {
                 ));
             }
         }
-        for (i, u) in filter.enterprises.iter().enumerate() {
-            match Uscc::parse(u) {
-                Ok(u) => {
-                    out.enterprises.insert(u.as_str().to_owned());
-                }
-                Err(e) => violations.push(identifier_violation(
-                    format!("{prefix}.enterprises[{i}]"),
-                    &e,
-                )),
-            }
-        }
-        for (i, c) in filter.chemicals.iter().enumerate() {
-            match CasNumber::parse(c) {
-                Ok(c) => {
-                    out.chemicals.insert(c.as_str().to_owned());
-                }
-                Err(e) => {
-                    violations.push(identifier_violation(format!("{prefix}.chemicals[{i}]"), &e))
-                }
-            }
-        }
-        out.batch_codes = filter.batch_codes.iter().cloned().collect();
+        // Identifiers (enterprises, chemicals, batch codes) and list lengths are checked by the contract's
+        // own field rules on EventFilter, like any event field; departments are checked above.
+        let mut dynamic = prost_reflect::DynamicMessage::new(
+            hazchem_proto::message("hazchem.v1.EventFilter")
+                .expect("EventFilter is in the contract"),
+        );
+        dynamic
+            .transcode_from(filter)
+            .expect("an EventFilter transcodes to its own descriptor");
+        let report = hazchem_admission::validate::validate(&dynamic, Utc::now(), Duration::ZERO);
+        violations.extend(
+            report
+                .violations
+                .into_iter()
+                .filter(|v| !v.field.starts_with("departments"))
+                .map(|v| {
+                    FieldViolation::new(format!("{prefix}.{}", v.field), v.rule, v.description)
+                }),
+        );
+        out.enterprises = report.keys.enterprises.into_iter().collect();
+        out.chemicals = report.keys.chemicals.into_iter().collect();
+        out.batch_codes = report.keys.batch_codes.into_iter().collect();
         out.time_from = filter.time_from.as_ref().and_then(to_chrono);
         out.time_until = filter.time_until.as_ref().and_then(to_chrono);
         if let (Some(from), Some(until)) = (out.time_from, out.time_until)
@@ -132,6 +134,34 @@ impl EventFilter {
         Filter::new(patterns).expect("patterns built from validated tokens")
     }
 
+    /// [`EventFilter::subjects`] narrowed to the event types `readable` (the read policy's
+    /// tokens for the subscriber), so that the consumer the bus asks NATS for stays within the
+    /// subscriber's NATS read permissions; `None` when none of the selected types is readable.
+    pub fn subjects_within(&self, readable: &[String]) -> Option<Filter> {
+        if readable.len() == hazchem_admission::event_type_tokens().len() {
+            return Some(self.subjects());
+        }
+        let event_types: BTreeSet<String> = if self.event_types.is_empty() {
+            readable.iter().cloned().collect()
+        } else {
+            readable
+                .iter()
+                .filter(|t| self.event_types.contains(*t))
+                .cloned()
+                .collect()
+        };
+        if event_types.is_empty() {
+            return None;
+        }
+        Some(
+            EventFilter {
+                event_types,
+                ..self.clone()
+            }
+            .subjects(),
+        )
+    }
+
     fn needs_keys(&self) -> bool {
         !(self.enterprises.is_empty() && self.chemicals.is_empty() && self.batch_codes.is_empty())
     }
@@ -167,15 +197,6 @@ impl EventFilter {
                     .iter()
                     .any(|b| self.batch_codes.contains(b)))
     }
-}
-
-/// A violation for an identifier that failed its check, named like the contract's rules.
-fn identifier_violation(field: String, error: &hazchem_domain::IdentifierError) -> FieldViolation {
-    FieldViolation::new(
-        field,
-        format!("{}.{}", error.kind.as_str(), error.rule.as_str()),
-        error.to_string(),
-    )
 }
 
 /// The subscription service's core.
@@ -220,11 +241,23 @@ impl Subscriptions {
     ) -> Result<SubscriptionStream, Status> {
         let filter = EventFilter::from_proto(&request.filter.unwrap_or_default(), "filter")?;
         let start = self.start(&principal, request.start).await?;
-        let mut messages = self.bus.read(start, filter.subjects());
-        messages
-            .ready()
-            .await
-            .map_err(|e| Status::unavailable(format!("cannot start reading the stream: {e}")))?;
+        let readable = self.admission.policy().readable_tokens(&principal);
+        let mut messages: futures::stream::BoxStream<'static, hazchem_bus::Result<Message>> =
+            match filter.subjects_within(&readable) {
+                Some(subjects) => {
+                    let mut messages = self.reader_bus(&principal).read(start, subjects);
+                    messages.ready().await.map_err(|e| match e {
+                        hazchem_bus::Error::PermissionDenied { .. } => Status::permission_denied(
+                            format!("the bus refused to read for {}: {e}", principal.uri()),
+                        ),
+                        e => Status::unavailable(format!("cannot start reading the stream: {e}")),
+                    })?;
+                    messages.boxed()
+                }
+                // Nothing the request selects is readable: deliver nothing until the subscriber
+                // leaves.
+                None => futures::stream::pending().boxed(),
+            };
         let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
         let admission = self.admission.clone();
         let shutdown = self.shutdown.clone();
@@ -259,6 +292,16 @@ impl Subscriptions {
             metrics.subscribers_dec();
         });
         Ok(tokio_stream::wrappers::ReceiverStream::new(rx))
+    }
+
+    /// The bus as `principal` reads it: over its own NATS connection (departments and services,
+    /// when the bus has per-principal credentials), so NATS checks its read permissions as well;
+    /// auditors, who have no NATS user, read over the gateway's own connection.
+    fn reader_bus(&self, principal: &Principal) -> Bus {
+        match principal {
+            Principal::Auditor(_) => self.bus.clone(),
+            _ => self.bus.for_principal(principal.name()),
+        }
     }
 
     /// Moves a durable subscription's cursor: it resumes after `sequence`.
@@ -322,13 +365,15 @@ impl Subscriptions {
 /// A durable subscription belongs to the principal that made it.
 fn cursor_name(principal: &Principal, durable: &str) -> Result<String, Status> {
     let name = format!("sub-{}-{}-{durable}", principal.kind(), principal.name());
-    hazchem_bus::validate_cursor_name(&name).map_err(|_| {
-        Status::from(Rejection::Invalid(vec![FieldViolation::new(
-            "durable_name",
-            "token.format",
-            "a durable name is 1-100 characters of A-Z a-z 0-9 _ -",
-        )]))
-    })?;
+    hazchem_bus::validate_cursor_name(durable)
+        .and_then(|()| hazchem_bus::validate_cursor_name(&name))
+        .map_err(|_| {
+            Status::from(Rejection::Invalid(vec![FieldViolation::new(
+                "durable_name",
+                "token.format",
+                "a durable name is 1-100 characters of A-Z a-z 0-9 _ -",
+            )]))
+        })?;
     Ok(name)
 }
 

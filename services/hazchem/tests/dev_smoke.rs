@@ -179,9 +179,11 @@ fn the_commands_hazchem_dev_prints_publish_and_tail_an_event() {
     let refusal = &json_lines(&refused.stdout)[0];
     assert_eq!(refusal["eventId"], "fx-waybill-issued-0001");
     assert_eq!(refusal["error"]["code"], "PermissionDenied", "{refusal}");
+    // The fixture is in transport's name, so what psb is told first is that it publishes only in
+    // its own name.
     assert_eq!(
         refusal["error"]["errorInfo"]["reason"],
-        "PUBLISH_NOT_PERMITTED"
+        "DEPARTMENT_MISMATCH"
     );
 
     // The metrics endpoint counts what happened.
@@ -217,7 +219,7 @@ fn the_commands_hazchem_dev_prints_publish_and_tail_an_event() {
         sample(
             &metrics,
             "hazchem_gateway_events_rejected_total",
-            &[("publisher", "psb"), ("reason", "PUBLISH_NOT_PERMITTED")]
+            &[("publisher", "psb"), ("reason", "DEPARTMENT_MISMATCH")]
         ),
         Some(1.0),
         "{metrics}"

@@ -46,29 +46,55 @@ pub enum AuditCommand {
     Export(ExportArgs),
 }
 
-/// Where the ledger is, and who we are (default: the development auditor).
+/// Where the ledger is, and who we are (default: the development auditor). The same options as the
+/// other commands' connection, except that the client key is `--client-key`: `--key` is the ledger's
+/// public key here.
 #[derive(Debug, Clone, Args)]
 pub struct LedgerConnection {
-    #[command(flatten)]
-    pub connection: Connection,
-    /// The ledger's audit service (`--endpoint` is the gateway's and is not used here).
+    /// The ledger's audit service.
     #[arg(long, env = "HAZCHEM_LEDGER", default_value = "https://localhost:7444")]
     pub ledger: String,
+    /// Act as this principal, with its certificate from the development PKI in --data-dir: `auditor`
+    /// (the default), `auditor:<name>`, a department code or `service:<name>`.
+    #[arg(long = "as", env = "HAZCHEM_AS", value_name = "PRINCIPAL")]
+    pub principal: Option<String>,
+    /// The development data directory (where `hazchem dev` wrote its PKI).
+    #[arg(long, env = "HAZCHEM_DATA_DIR", default_value = ".hazchem")]
+    pub data_dir: PathBuf,
+    /// CA certificate (PEM) to trust, instead of the development CA.
+    #[arg(long, env = "HAZCHEM_CA", requires_all = ["cert", "client_key"])]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM), instead of --as.
+    #[arg(long, env = "HAZCHEM_CERT", requires_all = ["ca", "client_key"])]
+    pub cert: Option<PathBuf>,
+    /// Client private key (PEM), instead of --as.
+    #[arg(long, env = "HAZCHEM_CLIENT_KEY", requires_all = ["ca", "cert"])]
+    pub client_key: Option<PathBuf>,
 }
 
 impl LedgerConnection {
     async fn client(&self) -> Result<AuditServiceClient<Channel>> {
-        let mut connection = self.connection.clone();
-        connection.endpoint = self.ledger.clone();
-        if connection.principal.is_none() && connection.cert.is_none() {
-            connection.principal = Some("auditor".to_owned());
-        }
-        Ok(AuditServiceClient::new(connection.channel().await?).max_decoding_message_size(64 << 20))
+        let principal = match (&self.principal, &self.cert) {
+            (None, None) => Some("auditor".to_owned()),
+            (principal, _) => principal.clone(),
+        };
+        let connection = Connection {
+            endpoint: self.ledger.clone(),
+            principal,
+            data_dir: self.data_dir.clone(),
+            ca: self.ca.clone(),
+            cert: self.cert.clone(),
+            key: self.client_key.clone(),
+        };
+        Ok(
+            AuditServiceClient::new(connection.channel().await?)
+                .max_decoding_message_size(64 << 20),
+        )
     }
 
     /// The trusted key: `--key`, or the development PKI's `ledger.pub`.
     fn key(&self, key: Option<&Path>) -> Result<VerifierKey> {
-        load_key(key, &self.connection.data_dir)
+        load_key(key, &self.data_dir)
     }
 }
 
@@ -245,7 +271,11 @@ async fn get_checkpoint(client: &mut AuditServiceClient<Channel>, fresh: bool) -
         .signed_note)
 }
 
-async fn consistency(client: &mut AuditServiceClient<Channel>, first: u64, second: u64) -> Result<Vec<Hash>> {
+async fn consistency(
+    client: &mut AuditServiceClient<Channel>,
+    first: u64,
+    second: u64,
+) -> Result<Vec<Hash>> {
     if first == 0 || first == second {
         return Ok(Vec::new());
     }
@@ -366,7 +396,11 @@ async fn checkpoint(args: CheckpointArgs) -> Result<()> {
 
 async fn verify_command(args: VerifyArgs) -> Result<()> {
     let key = args.ledger.key(args.key.as_deref())?;
-    let since = args.since_checkpoint.as_deref().map(read_file).transpose()?;
+    let since = args
+        .since_checkpoint
+        .as_deref()
+        .map(read_file)
+        .transpose()?;
     let (result, note) = if let Some(dir) = &args.bundle {
         println!("checking bundle {} trusting only {key}", dir.display());
         let note = std::fs::read_to_string(dir.join(bundle::CHECKPOINT)).unwrap_or_default();
@@ -375,13 +409,17 @@ async fn verify_command(args: VerifyArgs) -> Result<()> {
         let mut client = args.ledger.client().await?;
         let note = get_checkpoint(&mut client, args.fresh).await?;
         println!("checking {} trusting only {key}", args.ledger.ledger);
-        (verify_online(&mut client, key, &note, since.as_deref()).await?, note)
+        (
+            verify_online(&mut client, key, &note, since.as_deref()).await?,
+            note,
+        )
     };
     match result {
         Ok(verified) => {
             println!("{verified}");
             if let Some(path) = &args.save_checkpoint {
-                std::fs::write(path, &note).with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(path, &note)
+                    .with_context(|| format!("writing {}", path.display()))?;
                 println!("checkpoint saved to {}", path.display());
             }
             Ok(())
@@ -457,13 +495,17 @@ async fn prove(args: ProveArgs) -> Result<()> {
         .open_checkpoint(&note)
         .with_context(|| format!("the ledger's checkpoint does not verify with {key}"))?;
     let request = |tree_size: u64| v1::GetInclusionProofRequest {
-        leaf: Some(v1::get_inclusion_proof_request::Leaf::EventId(args.event_id.clone())),
+        leaf: Some(v1::get_inclusion_proof_request::Leaf::EventId(
+            args.event_id.clone(),
+        )),
         tree_size,
     };
     let tree_size = args.tree_size.unwrap_or(checkpoint.size);
     let proof = match client.get_inclusion_proof(request(tree_size)).await {
         Ok(r) => r.into_inner(),
-        Err(status) if status.code() == tonic::Code::FailedPrecondition && args.tree_size.is_none() => {
+        Err(status)
+            if status.code() == tonic::Code::FailedPrecondition && args.tree_size.is_none() =>
+        {
             // The event is newer than the latest checkpoint: ask for a fresh one.
             note = get_checkpoint(&mut client, true).await?;
             checkpoint = key.open_checkpoint(&note)?;
@@ -480,7 +522,10 @@ async fn prove(args: ProveArgs) -> Result<()> {
         note = get_checkpoint(&mut client, true).await?;
         checkpoint = key.open_checkpoint(&note)?;
         if proof.tree_size > checkpoint.size {
-            bail!("the ledger has no checkpoint covering tree size {}", proof.tree_size);
+            bail!(
+                "the ledger has no checkpoint covering tree size {}",
+                proof.tree_size
+            );
         }
     }
     // The record itself, hashed here: the server's leaf hash is not trusted.
@@ -513,7 +558,12 @@ async fn prove(args: ProveArgs) -> Result<()> {
     }
     // The root at the proof's size, from the proof; then tied to the signed checkpoint.
     let root_at_size = merkle::inclusion_root(&leaf, proof.leaf_index, proof.tree_size, &path)
-        .with_context(|| format!("leaf {}: the inclusion proof is malformed", proof.leaf_index))?;
+        .with_context(|| {
+            format!(
+                "leaf {}: the inclusion proof is malformed",
+                proof.leaf_index
+            )
+        })?;
     let mut consistency_path = Vec::new();
     if proof.tree_size == checkpoint.size {
         if root_at_size != checkpoint.root {
@@ -559,7 +609,11 @@ async fn prove(args: ProveArgs) -> Result<()> {
 
 async fn export(args: ExportArgs) -> Result<()> {
     let key = args.ledger.key(args.key.as_deref())?;
-    let since = args.since_checkpoint.as_deref().map(read_file).transpose()?;
+    let since = args
+        .since_checkpoint
+        .as_deref()
+        .map(read_file)
+        .transpose()?;
     let mut client = args.ledger.client().await?;
     let note = get_checkpoint(&mut client, args.fresh).await?;
     let checkpoint: Checkpoint = key
@@ -567,11 +621,7 @@ async fn export(args: ExportArgs) -> Result<()> {
         .with_context(|| format!("the ledger's checkpoint does not verify with {key}"))?;
     let size = checkpoint.size;
     // First pass: verify everything and keep the leaf hashes (32 bytes a record) for the proofs.
-    let failure_or_tree = match verify_online(&mut client, key.clone(), &note, since.as_deref()).await? {
-        Ok(_) => None,
-        Err(failure) => Some(failure),
-    };
-    if let Some(failure) = failure_or_tree {
+    if let Err(failure) = verify_online(&mut client, key.clone(), &note, since.as_deref()).await? {
         bail!("not exporting: the ledger's log does not verify: {failure}");
     }
     let mut tree = MemoryTree::new();
@@ -609,7 +659,10 @@ async fn export(args: ExportArgs) -> Result<()> {
     let earlier = match &since {
         Some(note) => {
             let first = key.open_checkpoint(note)?;
-            Some((note.as_str(), consistency(&mut client, first.size, size).await?))
+            Some((
+                note.as_str(),
+                consistency(&mut client, first.size, size).await?,
+            ))
         }
         None => None,
     };

@@ -1,0 +1,116 @@
+//! The ledger's error type. Failures of one gRPC call are `tonic::Status` values built in `grpc.rs`;
+//! failures of an offline verification are [`crate::verify::VerifyFailure`]s.
+
+/// Everything that can stop the ledger or fail one of its operations.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is unusable; the message names the setting.
+    #[error("configuration: {0}")]
+    Config(String),
+
+    /// The local store (sled) failed.
+    #[error("ledger store: {0}")]
+    Storage(#[from] sled::Error),
+
+    /// The local store holds something it should not, or lacks something it should.
+    #[error("ledger store is corrupt: {0}")]
+    Corrupt(String),
+
+    /// A perfect-subtree hash that the tree size implies is not in the store.
+    #[error("ledger store lacks the hash of node (level {level}, index {index})")]
+    MissingNode { level: u8, index: u64 },
+
+    /// The store does not agree with the last checkpoint it signed: refuse to serve.
+    #[error(
+        "the ledger store disagrees with its last checkpoint (tree size {size}): {what}; \
+         move the store away to rebuild it from the stream, and investigate"
+    )]
+    StoreDisagrees { size: u64, what: String },
+
+    /// The store does not belong to this stream, or the stream lost messages the ledger holds.
+    #[error("the ledger store does not match the stream: {0}")]
+    StreamMismatch(String),
+
+    /// A message is missing from the stream (deleted, or the stream was purged): the leaf index would no
+    /// longer be the sequence minus one, so the ledger stops.
+    #[error(
+        "stream gap: expected sequence {expected}, the stream delivered {got}; sequence {expected} was \
+         deleted from the stream, which the ledger cannot record; it stops"
+    )]
+    StreamGap { expected: u64, got: u64 },
+
+    /// The same event id arrived twice at different sequences: the bus broke "one id, one record".
+    #[error(
+        "event id {id:?} is already leaf {first_index}, and arrived again at sequence {sequence}: one event \
+         id is one leaf, forever; the ledger stops"
+    )]
+    DuplicateEventId {
+        id: String,
+        first_index: u64,
+        sequence: u64,
+    },
+
+    /// A checkpoint found in the stream does not match the tree rebuilt from the stream.
+    #[error(
+        "checkpoint for tree size {size} in the stream (sequence {sequence}) does not match the log: {what}"
+    )]
+    CheckpointMismatch {
+        size: u64,
+        sequence: u64,
+        what: String,
+    },
+
+    /// A size or index is out of range for the tree.
+    #[error("{0}")]
+    OutOfRange(String),
+
+    /// No leaf has this event id.
+    #[error("no leaf has event id {0:?}")]
+    UnknownEvent(String),
+
+    /// A checkpoint note is malformed or does not verify.
+    #[error("checkpoint: {0}")]
+    Note(#[from] crate::note::NoteError),
+
+    /// The bus failed.
+    #[error("bus: {0}")]
+    Bus(#[from] hazchem_bus::Error),
+
+    /// Keys or certificates could not be loaded.
+    #[error("keys and certificates: {0}")]
+    Pki(#[from] hazchem_pki::PkiError),
+
+    /// The policy could not be loaded.
+    #[error("policy: {0}")]
+    Policy(Box<hazchem_admission::PolicyError>),
+
+    /// Serving gRPC failed.
+    #[error("serving: {0}")]
+    Serve(String),
+
+    /// File I/O (bundles).
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<hazchem_admission::PolicyError> for Error {
+    fn from(error: hazchem_admission::PolicyError) -> Self {
+        Error::Policy(Box::new(error))
+    }
+}
+
+impl Error {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+/// The ledger's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

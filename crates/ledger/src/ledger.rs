@@ -1,0 +1,953 @@
+//! The ledger service: ingests the stream into the Merkle log, issues and publishes signed checkpoints,
+//! and answers proofs and replays.
+//!
+//! # Ingest
+//!
+//! The ledger reads the whole stream (`Filter::all()`) from its own cursor (`next_sequence`, kept in the
+//! store), in order. Messages are taken in small batches (whatever is available, up to
+//! [`LedgerConfig::max_batch`]); each batch is one atomic sled batch followed by `flush_async`, and only
+//! then are the messages consumed: proofs and checkpoints see them, and the cursor moves. A crash anywhere
+//! loses at most a batch that was never consumed, which is read again on restart, so every message becomes
+//! exactly one leaf. Leaf index = sequence − 1 always: a sequence missing from the stream stops the ledger
+//! ([`Error::StreamGap`]), as does an event id arriving twice ([`Error::DuplicateEventId`]).
+//!
+//! # Checkpoints
+//!
+//! Issued every [`LedgerConfig::checkpoint_every`] events, every [`LedgerConfig::checkpoint_interval`] if
+//! anything arrived, and on demand. A checkpoint is stored durably first, then published as a
+//! `checkpoint_published` event through the gateway's admission (as service `ledger`), with an id derived
+//! from origin and size and the stored issue time, so a re-publication after a crash is the same event and
+//! deduplicates. The ledger's own checkpoint events do not count as growth, so an idle ledger is quiet.
+//!
+//! Every `checkpoint_published` event of this origin met in the stream is checked against the tree at its
+//! size: rebuilding a lost store from the stream verifies itself, and a mismatch stops the ledger
+//! ([`Error::CheckpointMismatch`]).
+//!
+//! # Start
+//!
+//! [`Ledger::open`] refuses a store that disagrees with its last checkpoint (recomputed root, signature) or,
+//! with [`StartupCheck::Full`], any leaf with its hash or any hash with its children.
+//! [`Ledger::run`] then refuses a store the stream does not match (stream shorter than the log, or a
+//! different message at the log's last sequence).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::{FutureExt as _, StreamExt as _};
+use hazchem_admission::Policy;
+use hazchem_bus::{Bus, Filter, Message, Start};
+use hazchem_gateway::EventSink;
+use hazchem_pki::SigningKey;
+use hazchem_proto::v1;
+use prost::Message as _;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{LedgerConfig, StartupCheck};
+use crate::error::{Error, Result};
+use crate::merkle::{self, Frontier, Hash};
+use crate::note::{Checkpoint, NoteSigner, VerifierKey, unverified_checkpoint};
+use crate::store::{Append, LedgerStore, StoreState, StoredCheckpoint};
+
+/// The service name the ledger publishes as.
+pub const SERVICE_NAME: &str = "ledger";
+
+/// An inclusion proof as the ledger serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InclusionProof {
+    pub index: u64,
+    pub tree_size: u64,
+    pub leaf_hash: Hash,
+    pub hashes: Vec<Hash>,
+}
+
+/// Why a checkpoint is being considered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// Someone asked for the latest: issue only if there is none yet.
+    Latest,
+    /// Someone asked for a fresh one: issue if the tree grew at all.
+    Fresh,
+    /// The timer: issue if other events arrived.
+    Timer,
+    /// The ingest: issue if `checkpoint_every` other events arrived.
+    Count,
+}
+
+/// The ledger. Cheap to clone; clones share everything.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: LedgerStore,
+    signer: NoteSigner,
+    verifier: VerifierKey,
+    config: LedgerConfig,
+    policy: Policy,
+    /// What is durable and may be served.
+    committed: watch::Sender<StoreState>,
+    /// Serialises issuing.
+    issuing: tokio::sync::Mutex<()>,
+    latest: Mutex<Option<StoredCheckpoint>>,
+    to_publish: mpsc::UnboundedSender<StoredCheckpoint>,
+    publish_queue: Mutex<Option<mpsc::UnboundedReceiver<StoredCheckpoint>>>,
+}
+
+/// The id of the `checkpoint_published` event for a checkpoint: the same for the same origin and size,
+/// so that publishing it again deduplicates.
+pub fn checkpoint_event_id(origin: &str, size: u64) -> String {
+    let digest = Sha256::digest(origin.as_bytes());
+    format!("checkpoint-{}-{size}", hex::encode(&digest[..8]))
+}
+
+/// The `checkpoint_published` event of a stored checkpoint (deterministic: same checkpoint, same bytes).
+pub fn checkpoint_event(origin: &str, checkpoint: &StoredCheckpoint) -> v1::Event {
+    let payload = v1::event::Payload::CheckpointPublished(v1::CheckpointPublished {
+        origin: origin.to_owned(),
+        tree_size: checkpoint.size,
+        root_hash: checkpoint.root.to_vec(),
+        signed_note: checkpoint.note.clone(),
+    });
+    let mut event = hazchem_proto::build_event(
+        checkpoint_event_id(origin, checkpoint.size),
+        format!("/services/{SERVICE_NAME}"),
+        None,
+        hazchem_gateway::timestamp(checkpoint.issued_at),
+        payload,
+    );
+    event.subject = origin.to_owned();
+    event
+}
+
+/// Whether a subject is `hazchem.ev.ledger.checkpoint_published.<id>` (checked before decoding anything).
+fn is_ledger_checkpoint_subject(subject: &str) -> bool {
+    let mut tokens = subject.split('.').skip(2);
+    tokens.next() == Some(SERVICE_NAME) && tokens.next() == Some("checkpoint_published")
+}
+
+/// The checkpoint a stored record publishes, if it is a `checkpoint_published` event by the ledger service.
+fn published_checkpoint(record: &[u8]) -> Option<(v1::CheckpointPublished, DateTime<Utc>)> {
+    let record = v1::Record::decode(record).ok()?;
+    let by_ledger = matches!(
+        record.publisher.as_ref().and_then(|p| p.principal.as_ref()),
+        Some(v1::publisher::Principal::Service(name)) if name == SERVICE_NAME
+    );
+    if !by_ledger {
+        return None;
+    }
+    let event = v1::Event::decode(record.event.as_slice()).ok()?;
+    let time = event
+        .time
+        .as_ref()
+        .and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
+        .unwrap_or_default();
+    match event.payload {
+        Some(v1::event::Payload::CheckpointPublished(c)) => Some((c, time)),
+        _ => None,
+    }
+}
+
+impl Ledger {
+    /// Loads the signing key and the policy the configuration names, then [`Ledger::open`]s.
+    pub fn from_config(config: &LedgerConfig) -> Result<Ledger> {
+        config.validate().map_err(Error::Config)?;
+        let key_path = config.signing_key.as_ref().expect("validated");
+        let key = SigningKey::load(key_path)?;
+        let policy = match &config.policy {
+            Some(path) => Policy::load(path)?,
+            None => Policy::default_policy(),
+        };
+        Ledger::open(config, key, policy)
+    }
+
+    /// Opens the store and checks it against its last checkpoint; refuses (with an error naming what
+    /// disagrees) if they differ. Does not touch the stream: see [`Ledger::run`].
+    pub fn open(config: &LedgerConfig, key: SigningKey, policy: Policy) -> Result<Ledger> {
+        let signer = NoteSigner::new(&config.origin, key)
+            .map_err(|e| Error::Config(format!("ledger.origin: {e}")))?;
+        let verifier = signer.verifier();
+        let store = LedgerStore::open(&config.store)?;
+        let state = store.state()?;
+        if config.startup_check == StartupCheck::Full {
+            store.deep_check(state.size)?;
+        }
+        // Every hash the size implies must be there.
+        Frontier::from_source(&store, state.size).map_err(|e| Error::StoreDisagrees {
+            size: state.size,
+            what: e.to_string(),
+        })?;
+        let latest = store.latest_checkpoint()?;
+        if let Some(latest) = &latest {
+            check_checkpoint_against_store(&store, &verifier, &config.origin, latest, state.size)?;
+        }
+        tracing::info!(
+            store = %config.store.display(),
+            tree_size = state.size,
+            last_checkpoint = latest.as_ref().map(|c| c.size),
+            key = %verifier,
+            "ledger store checked"
+        );
+        let (committed, _) = watch::channel(state);
+        let (to_publish, queue) = mpsc::unbounded_channel();
+        Ok(Ledger {
+            inner: Arc::new(Inner {
+                store,
+                signer,
+                verifier,
+                config: config.clone(),
+                policy,
+                committed,
+                issuing: tokio::sync::Mutex::new(()),
+                latest: Mutex::new(latest),
+                to_publish,
+                publish_queue: Mutex::new(Some(queue)),
+            }),
+        })
+    }
+
+    /// The public key auditors verify with.
+    pub fn verifier_key(&self) -> &VerifierKey {
+        &self.inner.verifier
+    }
+
+    /// The log's origin.
+    pub fn origin(&self) -> &str {
+        &self.inner.config.origin
+    }
+
+    /// The read policy Replay applies.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// The store (read-only use: proofs, replay).
+    pub fn store(&self) -> &LedgerStore {
+        &self.inner.store
+    }
+
+    /// The number of leaves durable and served.
+    pub fn size(&self) -> u64 {
+        self.inner.committed.borrow().size
+    }
+
+    /// Waits until at least `size` leaves are durable.
+    pub async fn wait_for_size(&self, size: u64) {
+        let mut rx = self.inner.committed.subscribe();
+        let _ = rx.wait_for(|s| s.size >= size).await;
+    }
+
+    /// Runs the ledger until `shutdown`: checks the store against the stream, then ingests, issues
+    /// checkpoints and publishes them through `sink` (none: checkpoints are kept but not published).
+    /// Returns an error if the ledger must stop (stream gap, duplicate id, a checkpoint in the stream that
+    /// does not match, storage failure).
+    pub async fn run(
+        &self,
+        bus: Bus,
+        sink: Option<EventSink>,
+        shutdown: CancellationToken,
+    ) -> Result<()> {
+        self.check_against_stream(&bus).await?;
+        let tasks = shutdown.child_token();
+        let queue = self
+            .inner
+            .publish_queue
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .ok_or_else(|| Error::Config("Ledger::run called twice".into()))?;
+        for checkpoint in self.inner.store.unpublished_checkpoints()? {
+            let _ = self.inner.to_publish.send(checkpoint);
+        }
+        let publisher =
+            sink.map(|sink| tokio::spawn(self.clone().publish_loop(sink, queue, tasks.clone())));
+        let timer = tokio::spawn(self.clone().timer_loop(tasks.clone()));
+        let result = self.ingest(&bus, &tasks).await;
+        if let Err(error) = &result {
+            tracing::error!(%error, "the ledger stops");
+        }
+        tasks.cancel();
+        let _ = timer.await;
+        if let Some(publisher) = publisher {
+            let _ = publisher.await;
+        }
+        result
+    }
+
+    async fn check_against_stream(&self, bus: &Bus) -> Result<()> {
+        let size = self.size();
+        let last = bus.last_sequence().await?;
+        if size > last {
+            return Err(Error::StreamMismatch(format!(
+                "the ledger holds {size} leaves but the stream's last sequence is {last}: the stream was reset \
+                 or this store belongs to another stream"
+            )));
+        }
+        if size > 0 {
+            let message = bus.get(size).await?.ok_or_else(|| {
+                Error::StreamMismatch(format!(
+                    "sequence {size} (leaf {}) is no longer in the stream",
+                    size - 1
+                ))
+            })?;
+            let leaf = self.inner.store.leaf(size - 1)?.ok_or(Error::MissingNode {
+                level: 0,
+                index: size - 1,
+            })?;
+            if message.payload.as_ref() != leaf.as_ref() {
+                return Err(Error::StreamMismatch(format!(
+                    "the stream's message at sequence {size} is not leaf {}: this store belongs to another \
+                     stream, or one of them was altered",
+                    size - 1
+                )));
+            }
+        }
+        if last > size {
+            tracing::info!(
+                from = size + 1,
+                to = last,
+                "ledger catching up with the stream"
+            );
+        }
+        Ok(())
+    }
+
+    async fn ingest(&self, bus: &Bus, shutdown: &CancellationToken) -> Result<()> {
+        let store = &self.inner.store;
+        let mut state = store.state()?;
+        let mut frontier = Frontier::from_source(store, state.size)?;
+        let mut stream = bus.read(Start::Sequence(state.size + 1), Filter::all());
+        let max_batch = self.inner.config.max_batch;
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return Ok(()),
+                next = stream.next() => next,
+            };
+            let Some(first) = next else {
+                return Err(Error::Bus(hazchem_bus::Error::Cancelled));
+            };
+            let mut batch = vec![first?];
+            while batch.len() < max_batch {
+                match stream.next().now_or_never() {
+                    Some(Some(message)) => batch.push(message?),
+                    _ => break,
+                }
+            }
+            self.apply(&mut frontier, &mut state, batch).await?;
+            self.inner.committed.send_replace(state);
+            self.maybe_issue(Trigger::Count).await?;
+        }
+    }
+
+    /// Appends one batch of messages durably.
+    async fn apply(
+        &self,
+        frontier: &mut Frontier,
+        state: &mut StoreState,
+        batch: Vec<Message>,
+    ) -> Result<()> {
+        let store = &self.inner.store;
+        let origin = &self.inner.config.origin;
+        // (message, checkpoint met, foreign)
+        let mut pending: Vec<(Message, Option<StoredCheckpoint>, bool)> =
+            Vec::with_capacity(batch.len());
+        let mut ids: HashMap<String, u64> = HashMap::new();
+        // The first message the ledger must not record stops the batch; what came before it is kept.
+        let mut stop = None;
+        for message in batch {
+            let expected = frontier.size() + pending.len() as u64 + 1;
+            if message.sequence < expected {
+                tracing::warn!(
+                    sequence = message.sequence,
+                    expected,
+                    "message delivered twice; ignored"
+                );
+                continue;
+            }
+            if message.sequence > expected {
+                stop = Some(Error::StreamGap {
+                    expected,
+                    got: message.sequence,
+                });
+                break;
+            }
+            let index = expected - 1;
+            let id = message.id().to_owned();
+            let first_index = match ids.get(&id) {
+                Some(i) => Some(*i),
+                None => store.index_of(&id)?,
+            };
+            if let Some(first_index) = first_index {
+                stop = Some(Error::DuplicateEventId {
+                    id,
+                    first_index,
+                    sequence: message.sequence,
+                });
+                break;
+            }
+            ids.insert(id, index);
+            let mut met = None;
+            let mut foreign = true;
+            if is_ledger_checkpoint_subject(&message.subject)
+                && let Some((published, time)) = published_checkpoint(&message.payload)
+                && &published.origin == origin
+            {
+                foreign = false;
+                // The tree at the checkpoint's size must be applied (not yet durable is fine) to hash it.
+                if published.tree_size > frontier.size() && !pending.is_empty() {
+                    self.append_pending(frontier, state, &mut pending)?;
+                }
+                match self.check_published(&published, time, index, message.sequence, state.foreign)
+                {
+                    Ok(checkpoint) => met = checkpoint,
+                    Err(error) => {
+                        stop = Some(error);
+                        break;
+                    }
+                }
+            }
+            pending.push((message, met, foreign));
+        }
+        self.append_pending(frontier, state, &mut pending)?;
+        store.flush().await?;
+        // A checkpoint met in the stream may be later than the latest known (a rebuild).
+        if let Some(stored) = store.latest_checkpoint()? {
+            let mut latest = self.inner.latest.lock().expect("not poisoned");
+            if latest.as_ref().is_none_or(|l| l.size < stored.size) {
+                *latest = Some(stored);
+            }
+        }
+        match stop {
+            Some(error) => {
+                self.inner.committed.send_replace(*state);
+                Err(error)
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn append_pending(
+        &self,
+        frontier: &mut Frontier,
+        state: &mut StoreState,
+        pending: &mut Vec<(Message, Option<StoredCheckpoint>, bool)>,
+    ) -> Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let items: Vec<Append<'_>> = pending
+            .iter()
+            .map(|(message, checkpoint, foreign)| Append {
+                sequence: message.sequence,
+                id: message.id(),
+                record: message.payload.as_ref(),
+                foreign: *foreign,
+                checkpoint: checkpoint.clone(),
+            })
+            .collect();
+        self.inner.store.append(frontier, state, &items)?;
+        pending.clear();
+        Ok(())
+    }
+
+    /// Checks a checkpoint of this origin found in the stream at leaf `index` against the tree; returns
+    /// it for storing if the store does not know it as published yet.
+    fn check_published(
+        &self,
+        published: &v1::CheckpointPublished,
+        time: DateTime<Utc>,
+        index: u64,
+        sequence: u64,
+        foreign: u64,
+    ) -> Result<Option<StoredCheckpoint>> {
+        let size = published.tree_size;
+        let mismatch = |what: String| Error::CheckpointMismatch {
+            size,
+            sequence,
+            what,
+        };
+        if size > index {
+            return Err(mismatch(format!(
+                "it claims {size} leaves but was appended as leaf {index}, before the leaves it covers"
+            )));
+        }
+        let root: Hash = published
+            .root_hash
+            .as_slice()
+            .try_into()
+            .map_err(|_| mismatch("its root hash is not 32 bytes".into()))?;
+        let ours = merkle::root(&self.inner.store, size)?;
+        if ours != root {
+            return Err(mismatch(format!(
+                "it says root {}, the log rebuilt from the stream has {} at that size",
+                hex::encode(root),
+                hex::encode(ours)
+            )));
+        }
+        let noted = unverified_checkpoint(&published.signed_note)
+            .map_err(|e| mismatch(format!("its signed note: {e}")))?;
+        if noted
+            != (Checkpoint {
+                origin: published.origin.clone(),
+                size,
+                root,
+            })
+        {
+            return Err(mismatch(format!(
+                "its signed note says {noted}, its fields say otherwise"
+            )));
+        }
+        if let Err(error) = self.inner.verifier.verify(&published.signed_note) {
+            // The root is right; the signature may be by an earlier key (rotation).
+            tracing::warn!(tree_size = size, %error, "a checkpoint in the stream is not signed by the current key");
+        }
+        let existing = self.inner.store.checkpoint(size)?;
+        match existing {
+            Some(existing) if existing.published => Ok(None),
+            Some(existing) => Ok(Some(StoredCheckpoint {
+                published: true,
+                ..existing
+            })),
+            None => Ok(Some(StoredCheckpoint {
+                size,
+                root,
+                note: published.signed_note.clone(),
+                issued_at: time,
+                published: true,
+                foreign,
+            })),
+        }
+    }
+
+    /// The latest checkpoint; `fresh` issues one covering every durable leaf if the tree grew since.
+    pub async fn checkpoint(&self, fresh: bool) -> Result<StoredCheckpoint> {
+        let trigger = if fresh {
+            Trigger::Fresh
+        } else {
+            Trigger::Latest
+        };
+        if let Some(issued) = self.maybe_issue(trigger).await? {
+            return Ok(issued);
+        }
+        self.inner
+            .latest
+            .lock()
+            .expect("not poisoned")
+            .clone()
+            .ok_or_else(|| Error::Corrupt("no checkpoint after issuing one".into()))
+    }
+
+    async fn maybe_issue(&self, trigger: Trigger) -> Result<Option<StoredCheckpoint>> {
+        let _issuing = self.inner.issuing.lock().await;
+        let committed = *self.inner.committed.borrow();
+        let latest = self.inner.latest.lock().expect("not poisoned").clone();
+        let due = match (&latest, trigger) {
+            (None, Trigger::Latest | Trigger::Fresh) => true,
+            (None, Trigger::Timer) => committed.foreign > 0,
+            (None, Trigger::Count) => committed.foreign >= self.inner.config.checkpoint_every,
+            (Some(_), Trigger::Latest) => false,
+            (Some(l), Trigger::Fresh) => committed.size > l.size,
+            (Some(l), Trigger::Timer) => committed.foreign > l.foreign && committed.size > l.size,
+            (Some(l), Trigger::Count) => {
+                committed.foreign.saturating_sub(l.foreign) >= self.inner.config.checkpoint_every
+                    && committed.size > l.size
+            }
+        };
+        if !due {
+            return Ok(None);
+        }
+        let root = merkle::root(&self.inner.store, committed.size)?;
+        let checkpoint = Checkpoint {
+            origin: self.inner.config.origin.clone(),
+            size: committed.size,
+            root,
+        };
+        let stored = StoredCheckpoint {
+            size: committed.size,
+            root,
+            note: self.inner.signer.sign_checkpoint(&checkpoint),
+            issued_at: Utc::now(),
+            published: false,
+            foreign: committed.foreign,
+        };
+        self.inner.store.put_checkpoint(&stored)?;
+        self.inner.store.flush().await?;
+        *self.inner.latest.lock().expect("not poisoned") = Some(stored.clone());
+        tracing::info!(tree_size = stored.size, root = %hex::encode(root), ?trigger, "checkpoint issued");
+        let _ = self.inner.to_publish.send(stored.clone());
+        Ok(Some(stored))
+    }
+
+    async fn timer_loop(self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.inner.config.checkpoint_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(error) = self.maybe_issue(Trigger::Timer).await {
+                tracing::error!(%error, "issuing a checkpoint failed");
+            }
+        }
+    }
+
+    async fn publish_loop(
+        self,
+        sink: EventSink,
+        mut queue: mpsc::UnboundedReceiver<StoredCheckpoint>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let checkpoint = tokio::select! {
+                () = shutdown.cancelled() => return,
+                next = queue.recv() => match next {
+                    Some(c) => c,
+                    None => return,
+                },
+            };
+            let event = checkpoint_event(&self.inner.config.origin, &checkpoint);
+            let mut delay = Duration::from_millis(100);
+            loop {
+                match sink.publish(&event).await {
+                    Ok(accepted) => {
+                        tracing::debug!(
+                            tree_size = checkpoint.size,
+                            sequence = accepted.sequence,
+                            duplicate = accepted.duplicate,
+                            "checkpoint published"
+                        );
+                        if let Err(error) = self.mark_published(checkpoint.size).await {
+                            tracing::error!(%error, "recording a published checkpoint failed");
+                        }
+                        break;
+                    }
+                    Err(status)
+                        if matches!(
+                            status.code(),
+                            tonic::Code::Unavailable
+                                | tonic::Code::Internal
+                                | tonic::Code::DeadlineExceeded
+                        ) =>
+                    {
+                        tracing::warn!(tree_size = checkpoint.size, error = %status.message(), "publishing a checkpoint failed; retrying");
+                        tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            () = tokio::time::sleep(delay) => {}
+                        }
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                    Err(status) => {
+                        tracing::error!(
+                            tree_size = checkpoint.size,
+                            code = ?status.code(),
+                            error = %status.message(),
+                            "the gateway refused a checkpoint event; it stays unpublished until the next start"
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn mark_published(&self, size: u64) -> Result<()> {
+        let _issuing = self.inner.issuing.lock().await;
+        if let Some(mut stored) = self.inner.store.checkpoint(size)?
+            && !stored.published
+        {
+            stored.published = true;
+            self.inner.store.put_checkpoint(&stored)?;
+            self.inner.store.flush().await?;
+            let mut latest = self.inner.latest.lock().expect("not poisoned");
+            if latest.as_ref().is_some_and(|l| l.size == size) {
+                *latest = Some(stored);
+            }
+        }
+        Ok(())
+    }
+
+    /// The root of the first `size` leaves (`size` at most the durable size).
+    pub fn root(&self, size: u64) -> Result<Hash> {
+        self.check_size(size, "tree_size")?;
+        merkle::root(&self.inner.store, size)
+    }
+
+    fn check_size(&self, size: u64, field: &str) -> Result<()> {
+        let current = self.size();
+        if size > current {
+            return Err(Error::OutOfRange(format!(
+                "{field}: the log holds {current} leaves, not {size}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The leaf index of an event id.
+    pub fn index_of(&self, event_id: &str) -> Result<u64> {
+        self.inner
+            .store
+            .index_of(event_id)?
+            .filter(|&i| i < self.size())
+            .ok_or_else(|| Error::UnknownEvent(event_id.to_owned()))
+    }
+
+    /// The inclusion proof of leaf `index` in the tree of `tree_size` leaves.
+    pub fn inclusion_proof(&self, index: u64, tree_size: u64) -> Result<InclusionProof> {
+        self.check_size(tree_size, "tree_size")?;
+        let hashes = merkle::inclusion_proof(&self.inner.store, index, tree_size)?;
+        let leaf_hash = crate::merkle::NodeSource::node(&self.inner.store, 0, index)?;
+        Ok(InclusionProof {
+            index,
+            tree_size,
+            leaf_hash,
+            hashes,
+        })
+    }
+
+    /// The consistency proof between the trees of `first` and `second` leaves.
+    pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>> {
+        self.check_size(second, "second_size")?;
+        merkle::consistency_proof(&self.inner.store, first, second)
+    }
+}
+
+/// Checks a stored checkpoint against the stored hashes and the key.
+fn check_checkpoint_against_store(
+    store: &LedgerStore,
+    verifier: &VerifierKey,
+    origin: &str,
+    latest: &StoredCheckpoint,
+    size: u64,
+) -> Result<()> {
+    let disagree = |what: String| Error::StoreDisagrees {
+        size: latest.size,
+        what,
+    };
+    if latest.size > size {
+        return Err(disagree(format!("the store holds only {size} leaves")));
+    }
+    let checkpoint = verifier.open_checkpoint(&latest.note).map_err(|e| {
+        disagree(format!(
+            "its signed note does not verify with the configured key: {e}"
+        ))
+    })?;
+    if checkpoint.origin != origin {
+        return Err(disagree(format!(
+            "it is for origin {:?}, the ledger is configured as {origin:?}",
+            checkpoint.origin
+        )));
+    }
+    if checkpoint.size != latest.size || checkpoint.root != latest.root {
+        return Err(disagree(
+            "the stored size or root differs from its signed note".into(),
+        ));
+    }
+    let root = merkle::root(store, latest.size)?;
+    if root != checkpoint.root {
+        return Err(disagree(format!(
+            "the stored hashes give root {} at size {}, the signed checkpoint says {}",
+            hex::encode(root),
+            latest.size,
+            hex::encode(checkpoint.root)
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledger(dir: &std::path::Path) -> Ledger {
+        let config = LedgerConfig {
+            store: dir.to_owned(),
+            ..LedgerConfig::default()
+        };
+        Ledger::open(&config, SigningKey::generate(), Policy::default_policy()).unwrap()
+    }
+
+    fn message(sequence: u64, id: &str, payload: Vec<u8>) -> Message {
+        Message {
+            sequence,
+            subject: format!("hazchem.ev.transport.waybill_issued.{id}"),
+            time: Utc::now(),
+            payload: payload.into(),
+        }
+    }
+
+    fn checkpoint_message(
+        sequence: u64,
+        ledger: &Ledger,
+        checkpoint: &StoredCheckpoint,
+    ) -> Message {
+        let event = checkpoint_event(ledger.origin(), checkpoint);
+        let record = v1::Record {
+            event: event.encode_to_vec(),
+            signature: None,
+            publisher: Some(v1::Publisher {
+                principal: Some(v1::publisher::Principal::Service(SERVICE_NAME.into())),
+            }),
+            accepted_at: None,
+        };
+        Message {
+            sequence,
+            subject: format!("hazchem.ev.ledger.checkpoint_published.{}", event.id),
+            time: Utc::now(),
+            payload: record.encode_to_vec().into(),
+        }
+    }
+
+    async fn apply(ledger: &Ledger, batch: Vec<Message>) -> Result<()> {
+        let mut state = ledger.inner.store.state()?;
+        let mut frontier = Frontier::from_source(&ledger.inner.store, state.size)?;
+        let result = ledger.apply(&mut frontier, &mut state, batch).await;
+        ledger.inner.committed.send_replace(state);
+        result
+    }
+
+    #[tokio::test]
+    async fn a_gap_stops_the_ledger_and_keeps_what_came_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = ledger(dir.path());
+        let batch = vec![
+            message(1, "a", b"one".to_vec()),
+            message(2, "b", b"two".to_vec()),
+            message(4, "d", b"four".to_vec()),
+        ];
+        let error = apply(&ledger, batch).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::StreamGap {
+                    expected: 3,
+                    got: 4
+                }
+            ),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("sequence 3 was deleted"),
+            "{error}"
+        );
+        assert_eq!(ledger.size(), 2);
+        assert_eq!(ledger.inner.store.state().unwrap().size, 2);
+    }
+
+    #[tokio::test]
+    async fn an_event_id_seen_before_stops_the_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = ledger(dir.path());
+        apply(&ledger, vec![message(1, "a", b"one".to_vec())])
+            .await
+            .unwrap();
+        let error = apply(
+            &ledger,
+            vec![
+                message(2, "b", b"two".to_vec()),
+                message(3, "a", b"again".to_vec()),
+            ],
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&error, Error::DuplicateEventId { id, first_index: 0, sequence: 3 } if id == "a"),
+            "{error}"
+        );
+        assert_eq!(ledger.size(), 2);
+        // Within one batch too.
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = self::ledger(dir.path());
+        let error = apply(
+            &ledger,
+            vec![
+                message(1, "x", b"1".to_vec()),
+                message(2, "x", b"2".to_vec()),
+            ],
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(error, Error::DuplicateEventId { first_index: 0, .. }),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn checkpoints_in_the_stream_are_checked_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = ledger(dir.path());
+        apply(
+            &ledger,
+            (1..=5)
+                .map(|i| message(i, &format!("e{i}"), vec![i as u8]))
+                .collect(),
+        )
+        .await
+        .unwrap();
+        let issued = ledger.checkpoint(true).await.unwrap();
+        assert_eq!(issued.size, 5);
+        assert!(!issued.published);
+        // Its event arrives, with more events around it, in one batch: it is checked and marked published.
+        let batch = vec![
+            message(6, "e6", vec![6]),
+            checkpoint_message(7, &ledger, &issued),
+            message(8, "e8", vec![8]),
+        ];
+        apply(&ledger, batch).await.unwrap();
+        assert!(ledger.inner.store.checkpoint(5).unwrap().unwrap().published);
+        assert_eq!(
+            ledger.inner.store.state().unwrap().foreign,
+            7,
+            "the checkpoint is not foreign"
+        );
+        // A forged checkpoint (another root) stops the ledger, naming the size.
+        let forged = StoredCheckpoint {
+            size: 3,
+            root: [9; 32],
+            ..issued.clone()
+        };
+        let error = apply(&ledger, vec![checkpoint_message(9, &ledger, &forged)])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::CheckpointMismatch {
+                    size: 3,
+                    sequence: 9,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rebuilt_store_learns_the_checkpoints_of_the_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = ledger(dir.path().join("a").as_path());
+        let messages: Vec<Message> = (1..=10)
+            .map(|i| message(i, &format!("e{i}"), vec![i as u8]))
+            .collect();
+        apply(&first, messages.clone()).await.unwrap();
+        let issued = first.checkpoint(true).await.unwrap();
+        let mut stream = messages;
+        stream.push(checkpoint_message(11, &first, &issued));
+        // Another store rebuilt from the same stream.
+        let second = ledger(dir.path().join("b").as_path());
+        apply(&second, stream).await.unwrap();
+        let latest = second.checkpoint(false).await.unwrap();
+        assert_eq!(latest.size, 10);
+        assert_eq!(latest.root, issued.root);
+        assert_eq!(latest.note, issued.note);
+        assert!(latest.published);
+    }
+}

@@ -1,0 +1,37 @@
+//! The audit ledger: a tamper-evident record of everything the nine departments and the bus's services
+//! published, which an auditor can check trusting nothing but one public key.
+//!
+//! - [`merkle`]: the RFC 6962 / RFC 9162 Merkle tree over the stored records in stream order (leaf index =
+//!   stream sequence − 1): hashing, roots, inclusion and consistency proofs generated from a store of
+//!   perfect-subtree hashes in `O(log² n)`, and their verification from hashes alone.
+//! - [`note`]: checkpoints in the C2SP tlog-checkpoint signed-note format, Ed25519-signed; verifier keys.
+//! - [`store`]: the sled store (leaf bytes, perfect-subtree hashes, event ids, checkpoints, cursor), one
+//!   atomic batch per append.
+//! - [`Ledger`]: the service core: ingests the stream durably and exactly once, issues checkpoints
+//!   periodically and on demand and publishes them to the bus, rebuilds a lost store from the stream
+//!   (checking every checkpoint it meets), and refuses to serve a store that disagrees with its last
+//!   checkpoint.
+//! - [`AuditServer`]: the gRPC `hazchem.v1.AuditService` (checkpoint, proofs, filtered and entitled
+//!   Replay) over mTLS.
+//! - [`verify`] and [`bundle`]: the offline verifier and the bundle format behind `hazchem audit verify`
+//!   and `hazchem audit export`; they name the first index where anything disagrees.
+//!
+//! Architecture invariant: the ledger's store is derived state. The stream is the record; the store is
+//! rebuilt from it when lost and is never trusted over the checkpoints the ledger signed.
+
+pub mod bundle;
+mod config;
+mod error;
+mod grpc;
+mod ledger;
+pub mod merkle;
+pub mod note;
+pub mod store;
+pub mod verify;
+
+pub use config::{LedgerConfig, StartupCheck};
+pub use error::{Error, Result};
+pub use grpc::{AuditServer, ReplayFilter, run_service, status};
+pub use ledger::{InclusionProof, Ledger, SERVICE_NAME, checkpoint_event, checkpoint_event_id};
+pub use merkle::Hash;
+pub use note::{Checkpoint, DEFAULT_ORIGIN, NoteSigner, VerifierKey};

@@ -1,0 +1,580 @@
+//! Checkpoints as C2SP signed notes (c2sp.org/signed-note, c2sp.org/tlog-checkpoint), signed with Ed25519.
+//!
+//! ```text
+//! hazchem.example/ledger          ← origin
+//! 1045                            ← tree size, decimal
+//! 3Rx9...base64 root hash...=     ← RFC 6962 root hash, standard base64
+//!                                 ← blank line
+//! — hazchem.example/ledger AbCd...base64(key id[4] || signature[64])...
+//! ```
+//!
+//! - The signed text is the body up to and including its last newline; the signature lines follow the last
+//!   blank line. Each is an em dash, a space, the key name, a space and base64 of the 4-byte key id followed
+//!   by the 64-byte Ed25519 signature of the text.
+//! - key id = `SHA-256(key name || "\n" || 0x01 || 32-byte public key)[..4]`.
+//! - A verifier key is written `<name>+<key id, 8 hex digits>+<base64(0x01 || public key)>` (the
+//!   golang.org/x/mod/sumdb/note form). [`VerifierKey::parse`] also takes a bare public key (SPKI PEM, as in
+//!   `ledger.pub`, or base64 of its 32 bytes); it then accepts a signature under any key name whose key id
+//!   matches that key.
+//! - Signatures by other keys are ignored; a signature by the trusted key that fails to verify rejects the
+//!   note; a note without a good signature by the trusted key is rejected.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hazchem_pki::{PublicKey, SigningKey};
+use sha2::{Digest as _, Sha256};
+
+use crate::merkle::Hash;
+
+/// The origin (and key name) a ledger uses unless configured otherwise.
+pub const DEFAULT_ORIGIN: &str = "hazchem.example/ledger";
+
+/// The signature type byte of Ed25519 in signed notes.
+pub const ED25519_TYPE: u8 = 0x01;
+
+/// At most this many signature lines are looked at (the spec requires at least 16).
+const MAX_SIGNATURES: usize = 64;
+
+/// Why a note or checkpoint is refused. Every message says what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoteError {
+    /// The note is not a signed note.
+    #[error("malformed signed note: {0}")]
+    Malformed(String),
+    /// The note text is not a checkpoint.
+    #[error("malformed checkpoint body: {0}")]
+    Body(String),
+    /// No signature line is by the trusted key.
+    #[error("the note carries no signature by the trusted key {key} (it is signed by: {signers})")]
+    NotSignedByKey { key: String, signers: String },
+    /// The trusted key's signature does not verify: the text or the signature was altered, or it was
+    /// signed by another key with the same name and id.
+    #[error(
+        "the signature by {key} does not verify: the checkpoint text or its signature was altered"
+    )]
+    BadSignature { key: String },
+    /// A key string is malformed.
+    #[error("malformed verifier key: {0}")]
+    Key(String),
+}
+
+/// The three lines a checkpoint commits to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The log's identity, e.g. `hazchem.example/ledger`.
+    pub origin: String,
+    /// The number of leaves.
+    pub size: u64,
+    /// The RFC 6962 root hash of the first `size` leaves.
+    pub root: Hash,
+}
+
+impl Checkpoint {
+    /// The note text: `origin\nsize\nbase64(root)\n`.
+    pub fn body(&self) -> String {
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            BASE64.encode(self.root)
+        )
+    }
+
+    /// Parses a note text (extension lines are allowed and ignored).
+    pub fn parse_body(text: &str) -> Result<Self, NoteError> {
+        let Some(text) = text.strip_suffix('\n') else {
+            return Err(NoteError::Body("the text does not end in a newline".into()));
+        };
+        let mut lines = text.split('\n');
+        let origin = lines.next().unwrap_or_default();
+        if origin.is_empty() {
+            return Err(NoteError::Body("line 1 (origin) is empty".into()));
+        }
+        let size_line = lines
+            .next()
+            .ok_or_else(|| NoteError::Body("line 2 (tree size) is missing".into()))?;
+        if size_line.is_empty()
+            || !size_line.bytes().all(|b| b.is_ascii_digit())
+            || (size_line.len() > 1 && size_line.starts_with('0'))
+        {
+            return Err(NoteError::Body(format!(
+                "line 2 (tree size) {size_line:?} is not a decimal number without leading zeroes"
+            )));
+        }
+        let size: u64 = size_line.parse().map_err(|_| {
+            NoteError::Body(format!("line 2 (tree size) {size_line:?} is too large"))
+        })?;
+        let root_line = lines
+            .next()
+            .ok_or_else(|| NoteError::Body("line 3 (root hash) is missing".into()))?;
+        let root: Hash = BASE64
+            .decode(root_line)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                NoteError::Body(format!(
+                    "line 3 (root hash) {root_line:?} is not base64 of 32 bytes"
+                ))
+            })?;
+        for (i, extension) in lines.enumerate() {
+            if extension.is_empty() {
+                return Err(NoteError::Body(format!(
+                    "line {} (extension) is empty",
+                    i + 4
+                )));
+            }
+        }
+        Ok(Checkpoint {
+            origin: origin.to_owned(),
+            size,
+            root,
+        })
+    }
+}
+
+impl fmt::Display for Checkpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} size {} root {}",
+            self.origin,
+            self.size,
+            hex::encode(self.root)
+        )
+    }
+}
+
+/// The key id of an Ed25519 key under `name`.
+pub fn key_id(name: &str, key: &PublicKey) -> [u8; 4] {
+    let mut h = Sha256::new();
+    h.update(name.as_bytes());
+    h.update(b"\n");
+    h.update([ED25519_TYPE]);
+    h.update(key.as_bytes());
+    let digest = h.finalize();
+    [digest[0], digest[1], digest[2], digest[3]]
+}
+
+fn check_key_name(name: &str) -> Result<(), NoteError> {
+    if name.is_empty()
+        || name
+            .chars()
+            .any(|c| c.is_whitespace() || c == '+' || c.is_control())
+    {
+        return Err(NoteError::Key(format!(
+            "key name {name:?} must be non-empty, without spaces or '+'"
+        )));
+    }
+    Ok(())
+}
+
+/// Signs notes with the ledger's Ed25519 key. `Debug` shows only the public half.
+#[derive(Debug)]
+pub struct NoteSigner {
+    name: String,
+    key: SigningKey,
+    id: [u8; 4],
+}
+
+impl NoteSigner {
+    /// A signer under key name `name` (the checkpoint origin).
+    pub fn new(name: &str, key: SigningKey) -> Result<Self, NoteError> {
+        check_key_name(name)?;
+        let id = key_id(name, &key.public_key());
+        Ok(NoteSigner {
+            name: name.to_owned(),
+            key,
+            id,
+        })
+    }
+
+    /// The key name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Signs `text` (which must end in a newline), returning the whole signed note.
+    pub fn sign(&self, text: &str) -> String {
+        debug_assert!(text.ends_with('\n'));
+        let signature = self.key.sign(text.as_bytes());
+        let mut blob = Vec::with_capacity(4 + signature.len());
+        blob.extend_from_slice(&self.id);
+        blob.extend_from_slice(&signature);
+        format!("{text}\n\u{2014} {} {}\n", self.name, BASE64.encode(blob))
+    }
+
+    /// Signs a checkpoint.
+    pub fn sign_checkpoint(&self, checkpoint: &Checkpoint) -> String {
+        self.sign(&checkpoint.body())
+    }
+
+    /// The matching verifier key.
+    pub fn verifier(&self) -> VerifierKey {
+        VerifierKey {
+            name: Some(self.name.clone()),
+            key: self.key.public_key(),
+        }
+    }
+}
+
+/// The one key an auditor trusts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifierKey {
+    /// The key name, if known (a bare public key has none and matches any name with its key id).
+    name: Option<String>,
+    key: PublicKey,
+}
+
+/// One signature line of a note.
+struct SignatureLine<'a> {
+    name: &'a str,
+    id: [u8; 4],
+    signature: Vec<u8>,
+}
+
+/// Splits a signed note into its text and its signature lines.
+fn split_note(note: &str) -> Result<(&str, Vec<SignatureLine<'_>>), NoteError> {
+    if let Some(c) = note.chars().find(|&c| c.is_control() && c != '\n') {
+        return Err(NoteError::Malformed(format!(
+            "it contains the control character U+{:04X}",
+            c as u32
+        )));
+    }
+    let split = note.rfind("\n\n").ok_or_else(|| {
+        NoteError::Malformed("no blank line separates the text from the signatures".into())
+    })?;
+    let text = &note[..=split];
+    let signatures = &note[split + 2..];
+    if signatures.is_empty() {
+        return Err(NoteError::Malformed(
+            "no signature lines follow the blank line".into(),
+        ));
+    }
+    let Some(signatures) = signatures.strip_suffix('\n') else {
+        return Err(NoteError::Malformed(
+            "the last signature line does not end in a newline".into(),
+        ));
+    };
+    let mut lines = Vec::new();
+    for (i, line) in signatures.split('\n').enumerate() {
+        if i >= MAX_SIGNATURES {
+            return Err(NoteError::Malformed(format!(
+                "more than {MAX_SIGNATURES} signatures"
+            )));
+        }
+        let rest = line.strip_prefix("\u{2014} ").ok_or_else(|| {
+            NoteError::Malformed(format!(
+                "signature line {} does not start with \"\u{2014} \"",
+                i + 1
+            ))
+        })?;
+        let (name, encoded) = rest.split_once(' ').ok_or_else(|| {
+            NoteError::Malformed(format!(
+                "signature line {} has no space after the key name",
+                i + 1
+            ))
+        })?;
+        if name.is_empty() || encoded.contains(' ') {
+            return Err(NoteError::Malformed(format!(
+                "signature line {} is not \"\u{2014} <name> <base64>\"",
+                i + 1
+            )));
+        }
+        let blob = BASE64.decode(encoded).map_err(|_| {
+            NoteError::Malformed(format!("signature line {} ({name}) is not base64", i + 1))
+        })?;
+        if blob.len() < 5 {
+            return Err(NoteError::Malformed(format!(
+                "signature line {} ({name}) is too short",
+                i + 1
+            )));
+        }
+        lines.push(SignatureLine {
+            name,
+            id: [blob[0], blob[1], blob[2], blob[3]],
+            signature: blob[4..].to_vec(),
+        });
+    }
+    Ok((text, lines))
+}
+
+impl VerifierKey {
+    /// A verifier key under `name`.
+    pub fn new(name: &str, key: PublicKey) -> Result<Self, NoteError> {
+        check_key_name(name)?;
+        Ok(VerifierKey {
+            name: Some(name.to_owned()),
+            key,
+        })
+    }
+
+    /// A bare public key: any key name whose key id matches.
+    pub fn any_name(key: PublicKey) -> Self {
+        VerifierKey { name: None, key }
+    }
+
+    /// `<name>+<hex id>+<base64(0x01||key)>`, or a bare public key (SPKI PEM or base64 of 32 bytes).
+    pub fn parse(text: &str) -> Result<Self, NoteError> {
+        let text = text.trim();
+        let parts: Vec<&str> = text.splitn(3, '+').collect();
+        let looks_like_vkey = parts.len() == 3
+            && parts[1].len() == 8
+            && parts[1].bytes().all(|b| b.is_ascii_hexdigit());
+        if !looks_like_vkey {
+            return PublicKey::parse(text).map(Self::any_name).map_err(|_| {
+                NoteError::Key(
+                    "expected <name>+<8 hex digits>+<base64 key>, an SPKI PEM public key, or base64 of a \
+                     32-byte Ed25519 key"
+                        .into(),
+                )
+            });
+        }
+        let (name, id_hex, encoded) = (parts[0], parts[1], parts[2]);
+        check_key_name(name)?;
+        let id: [u8; 4] = hex::decode(id_hex)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| NoteError::Key(format!("key id {id_hex:?} is not 8 hex digits")))?;
+        let blob = BASE64
+            .decode(encoded)
+            .map_err(|_| NoteError::Key("the key is not base64".into()))?;
+        let (&kind, raw) = blob
+            .split_first()
+            .ok_or_else(|| NoteError::Key("the key is empty".into()))?;
+        if kind != ED25519_TYPE {
+            return Err(NoteError::Key(format!(
+                "signature type 0x{kind:02x} is not Ed25519 (0x01)"
+            )));
+        }
+        let raw: &[u8; 32] = raw.try_into().map_err(|_| {
+            NoteError::Key(format!("an Ed25519 key is 32 bytes, got {}", raw.len()))
+        })?;
+        let key = PublicKey::from_bytes(raw).map_err(|e| NoteError::Key(e.to_string()))?;
+        if key_id(name, &key) != id {
+            return Err(NoteError::Key(format!(
+                "key id {id_hex} does not match the key and name {name:?}"
+            )));
+        }
+        Ok(VerifierKey {
+            name: Some(name.to_owned()),
+            key,
+        })
+    }
+
+    /// Reads a key file (either form).
+    pub fn load(path: &Path) -> crate::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;
+        Self::parse(&text).map_err(|e| crate::Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.key
+    }
+
+    /// The key name, if the key has one.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The `<name>+<hex id>+<base64>` form, if the key has a name.
+    pub fn to_vkey(&self) -> Option<String> {
+        let name = self.name.as_deref()?;
+        let mut blob = vec![ED25519_TYPE];
+        blob.extend_from_slice(self.key.as_bytes());
+        Some(format!(
+            "{name}+{}+{}",
+            hex::encode(key_id(name, &self.key)),
+            BASE64.encode(blob)
+        ))
+    }
+
+    /// Verifies a signed note and returns its text.
+    pub fn verify<'a>(&self, note: &'a str) -> Result<&'a str, NoteError> {
+        let (text, lines) = split_note(note)?;
+        let mut verified = false;
+        for line in &lines {
+            let ours = match &self.name {
+                Some(name) => line.name == name && line.id == key_id(name, &self.key),
+                None => line.id == key_id(line.name, &self.key),
+            };
+            if !ours {
+                continue;
+            }
+            if self.key.verify(text.as_bytes(), &line.signature).is_err() {
+                return Err(NoteError::BadSignature {
+                    key: self.describe_for(line.name),
+                });
+            }
+            verified = true;
+        }
+        if verified {
+            Ok(text)
+        } else {
+            Err(NoteError::NotSignedByKey {
+                key: self.to_string(),
+                signers: lines
+                    .iter()
+                    .map(|l| format!("{}+{}", l.name, hex::encode(l.id)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+        }
+    }
+
+    /// Verifies a signed checkpoint and returns what it says.
+    pub fn open_checkpoint(&self, note: &str) -> Result<Checkpoint, NoteError> {
+        Checkpoint::parse_body(self.verify(note)?)
+    }
+
+    fn describe_for(&self, name: &str) -> String {
+        format!("{name}+{}", hex::encode(key_id(name, &self.key)))
+    }
+}
+
+impl fmt::Display for VerifierKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "{name}+{}", hex::encode(key_id(name, &self.key))),
+            None => write!(f, "<any name>+{}", self.key.fingerprint()),
+        }
+    }
+}
+
+impl FromStr for VerifierKey {
+    type Err = NoteError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+/// Reads the checkpoint out of a note without verifying it (for messages; never trust the result).
+pub fn unverified_checkpoint(note: &str) -> Result<Checkpoint, NoteError> {
+    let (text, _) = split_note(note)?;
+    Checkpoint::parse_body(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer() -> NoteSigner {
+        NoteSigner::new(DEFAULT_ORIGIN, SigningKey::generate()).unwrap()
+    }
+
+    fn checkpoint() -> Checkpoint {
+        Checkpoint {
+            origin: DEFAULT_ORIGIN.into(),
+            size: 1045,
+            root: [7; 32],
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_round_trips() {
+        let s = signer();
+        let note = s.sign_checkpoint(&checkpoint());
+        assert!(note.starts_with("hazchem.example/ledger\n1045\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n\n\u{2014} hazchem.example/ledger "));
+        assert_eq!(s.verifier().open_checkpoint(&note).unwrap(), checkpoint());
+        // The vkey string and a bare key both work.
+        let vkey = s.verifier().to_vkey().unwrap();
+        assert_eq!(VerifierKey::parse(&vkey).unwrap(), s.verifier());
+        let bare = VerifierKey::parse(&s.verifier().public_key().to_pem()).unwrap();
+        assert_eq!(bare.open_checkpoint(&note).unwrap(), checkpoint());
+        let b64 = VerifierKey::parse(&s.verifier().public_key().to_base64()).unwrap();
+        assert_eq!(b64.open_checkpoint(&note).unwrap(), checkpoint());
+    }
+
+    #[test]
+    fn a_tampered_note_is_refused() {
+        let s = signer();
+        let note = s.sign_checkpoint(&checkpoint());
+        let tampered = note.replacen("1045", "1046", 1);
+        assert!(matches!(
+            s.verifier().open_checkpoint(&tampered),
+            Err(NoteError::BadSignature { .. })
+        ));
+        // A flipped signature byte.
+        let (text, sig) = note.split_at(note.rfind(' ').unwrap() + 1);
+        let mut blob = BASE64.decode(sig.trim_end()).unwrap();
+        blob[10] ^= 1;
+        let forged = format!("{text}{}\n", BASE64.encode(blob));
+        assert!(matches!(
+            s.verifier().open_checkpoint(&forged),
+            Err(NoteError::BadSignature { .. })
+        ));
+    }
+
+    #[test]
+    fn the_wrong_key_is_refused() {
+        let note = signer().sign_checkpoint(&checkpoint());
+        let other = signer();
+        let err = other.verifier().open_checkpoint(&note).unwrap_err();
+        assert!(matches!(err, NoteError::NotSignedByKey { .. }), "{err}");
+        // Same name, same key id claimed, other key: the id differs, so it is simply not ours.
+        let bare = VerifierKey::any_name(other.verifier().public_key().to_owned());
+        assert!(bare.open_checkpoint(&note).is_err());
+    }
+
+    #[test]
+    fn other_signatures_are_ignored() {
+        let s = signer();
+        let other = NoteSigner::new("witness.example/w1", SigningKey::generate()).unwrap();
+        let text = checkpoint().body();
+        let ours = s.sign(&text);
+        let theirs = other.sign(&text);
+        let cosigned = format!("{ours}{}", theirs.rsplit_once("\n\n").unwrap().1);
+        assert_eq!(
+            s.verifier().open_checkpoint(&cosigned).unwrap(),
+            checkpoint()
+        );
+        assert_eq!(
+            other.verifier().open_checkpoint(&cosigned).unwrap(),
+            checkpoint()
+        );
+    }
+
+    #[test]
+    fn malformed_notes_and_bodies_say_why() {
+        let v = signer().verifier();
+        for (note, needle) in [
+            ("no blank line\n", "blank line"),
+            ("a\n1\nAA==\n\n", "no signature lines"),
+            ("a\n1\nAA==\n\nsig\n", "does not start"),
+            ("a\n\u{7}\n\n\u{2014} a AAAAAAAA\n", "control character"),
+        ] {
+            let err = v.verify(note).unwrap_err().to_string();
+            assert!(err.contains(needle), "{note:?}: {err}");
+        }
+        for (body, needle) in [
+            (
+                "o\n01\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+                "leading zeroes",
+            ),
+            ("o\n1\nAAAA\n", "32 bytes"),
+            ("o\n1\n", "root hash"),
+            ("\n1\nAAAA\n", "origin"),
+            (
+                "o\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                "newline",
+            ),
+        ] {
+            let err = Checkpoint::parse_body(body).unwrap_err().to_string();
+            assert!(err.contains(needle), "{body:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn key_id_follows_the_spec() {
+        // The key id is the first four bytes of SHA-256(name || "\n" || 0x01 || key).
+        let s = signer();
+        let key = s.verifier().public_key().to_owned();
+        let mut input = b"hazchem.example/ledger\n\x01".to_vec();
+        input.extend_from_slice(key.as_bytes());
+        assert_eq!(key_id(DEFAULT_ORIGIN, &key), Sha256::digest(&input)[..4]);
+    }
+}

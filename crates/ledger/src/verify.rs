@@ -1,0 +1,581 @@
+//! Verification that trusts nothing but the ledger's public key: used by `hazchem audit verify` against a
+//! server and by `audit verify --bundle` offline.
+//!
+//! A [`Verifier`] is given a signed checkpoint (and optionally an earlier one the auditor saved), then the
+//! records in leaf order with their claimed indices (and optionally an inclusion proof each), and finally
+//! says whether everything agrees:
+//!
+//! - both checkpoints carry a good signature by the trusted key;
+//! - the records are exactly leaves `0..size`, in order, none missing, none repeated, none extra;
+//! - the RFC 6962 root recomputed over the record bytes equals the checkpoint's root;
+//! - the root over the first `m` records equals the earlier checkpoint's root (size `m`), and a
+//!   consistency proof between the two checkpoints, if given, holds: the history was not rewritten
+//!   after the earlier checkpoint was signed;
+//! - each inclusion proof, if given, leads from its record to the checkpoint's root; a record that was
+//!   altered fails its own proof and no other, which locates it exactly.
+//!
+//! Every disagreement becomes a [`Problem`] naming what and where; [`VerifyFailure`] lists them, first
+//! disagreement first. The root is recomputed incrementally ([`Frontier`]); only the leaf hashes are kept
+//! (32 bytes a record), so that a disagreement can be located afterwards (see [`locate_divergence`]).
+
+use std::fmt;
+use std::future::Future;
+
+use crate::merkle::{self, Frontier, Hash, MemoryTree};
+use crate::note::{Checkpoint, VerifierKey};
+
+/// What kind of disagreement a [`Problem`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProblemKind {
+    /// The checkpoint is malformed or its signature does not verify with the trusted key.
+    CheckpointSignature,
+    /// The earlier checkpoint is malformed, does not verify, or is larger than the checkpoint.
+    EarlierCheckpoint,
+    /// A record's data could not be read.
+    Malformed,
+    /// A record is not where its index says.
+    OutOfOrder,
+    /// A leaf is not among the records.
+    Missing,
+    /// A record is beyond the checkpoint's tree size.
+    Unexpected,
+    /// A record is not the one the checkpoint covers (its inclusion proof fails, or it was located).
+    Altered,
+    /// The root over the records differs from the checkpoint's.
+    RootMismatch,
+    /// The records do not extend the earlier checkpoint.
+    Fork,
+    /// The consistency proof between the two checkpoints fails.
+    Inconsistent,
+}
+
+/// One disagreement, naming what and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    /// The leaf it concerns, when known.
+    pub index: Option<u64>,
+    /// One sentence for the auditor.
+    pub message: String,
+}
+
+impl Problem {
+    pub(crate) fn new(kind: ProblemKind, index: Option<u64>, message: impl Into<String>) -> Self {
+        Problem {
+            kind,
+            index,
+            message: message.into(),
+        }
+    }
+
+    /// Order: problems with the checkpoints first (they invalidate everything), then by leaf index, then
+    /// the located problems before the unlocated ones.
+    fn sort_key(&self) -> (u8, u64, ProblemKind) {
+        match self.kind {
+            ProblemKind::CheckpointSignature | ProblemKind::EarlierCheckpoint => (0, 0, self.kind),
+            _ => (1, self.index.unwrap_or(u64::MAX), self.kind),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The verification failed; the problems are sorted, the first disagreement first.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VerifyFailure {
+    pub problems: Vec<Problem>,
+    /// The checkpoint that was checked against, if it could be read.
+    pub checkpoint: Option<Checkpoint>,
+    leaf_hashes: Vec<Hash>,
+}
+
+impl VerifyFailure {
+    pub(crate) fn only(problem: Problem) -> Self {
+        VerifyFailure {
+            problems: vec![problem],
+            checkpoint: None,
+            leaf_hashes: Vec::new(),
+        }
+    }
+
+    /// The first disagreement.
+    pub fn first(&self) -> &Problem {
+        &self.problems[0]
+    }
+
+    /// Whether the root disagrees but no problem names the altered leaf yet (no inclusion proofs were
+    /// given): [`locate_divergence`] can find it with consistency proofs from the server.
+    pub fn needs_location(&self) -> bool {
+        self.problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::RootMismatch)
+            && !self.problems.iter().any(|p| {
+                matches!(
+                    p.kind,
+                    ProblemKind::Altered | ProblemKind::OutOfOrder | ProblemKind::Missing
+                )
+            })
+    }
+
+    /// The leaf hashes of the records, in order (up to the first out-of-order record).
+    pub fn leaf_hashes(&self) -> &[Hash] {
+        &self.leaf_hashes
+    }
+
+    /// Records the leaf found by [`locate_divergence`].
+    pub fn add_located(&mut self, index: u64) {
+        self.problems.push(Problem::new(
+            ProblemKind::Altered,
+            Some(index),
+            format!(
+                "leaf {index}: the record differs from the one the checkpoint covers (every record before \
+                 it agrees; located with consistency proofs)"
+            ),
+        ));
+        self.problems.sort_by_key(Problem::sort_key);
+    }
+}
+
+impl fmt::Display for VerifyFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.first())?;
+        if self.problems.len() > 1 {
+            write!(f, " (and {} more problem(s))", self.problems.len() - 1)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for VerifyFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyFailure")
+            .field("problems", &self.problems)
+            .field("checkpoint", &self.checkpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::error::Error for VerifyFailure {}
+
+/// What a successful verification established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The checkpoint, with a good signature, whose root the records reproduce.
+    pub checkpoint: Checkpoint,
+    /// The earlier checkpoint the log was shown to extend.
+    pub earlier: Option<Checkpoint>,
+    /// How many records were checked.
+    pub records: u64,
+    /// How many inclusion proofs were checked.
+    pub inclusion_proofs: u64,
+    /// Whether a consistency proof between the checkpoints was checked.
+    pub consistency_proof: bool,
+}
+
+impl fmt::Display for Verified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "verified: {} records reproduce the signed root of {} at tree size {} ({})",
+            self.records,
+            self.checkpoint.origin,
+            self.checkpoint.size,
+            hex::encode(self.checkpoint.root)
+        )?;
+        if self.inclusion_proofs > 0 {
+            write!(f, "; {} inclusion proofs hold", self.inclusion_proofs)?;
+        }
+        if let Some(earlier) = &self.earlier {
+            write!(
+                f,
+                "; the log extends the earlier checkpoint of size {}{}",
+                earlier.size,
+                if self.consistency_proof {
+                    " (consistency proof holds)"
+                } else {
+                    ""
+                }
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks records against a signed checkpoint; see the module documentation.
+#[derive(Debug)]
+pub struct Verifier {
+    key: VerifierKey,
+    checkpoint: Checkpoint,
+    earlier: Option<Checkpoint>,
+    frontier: Frontier,
+    leaf_hashes: Vec<Hash>,
+    /// Records received so far.
+    position: u64,
+    /// The position of the first record whose index is not its position, and every index from there.
+    broken: Option<(u64, Vec<u64>)>,
+    problems: Vec<Problem>,
+    inclusion_proofs: u64,
+    consistency_proof: bool,
+}
+
+impl Verifier {
+    /// Starts a verification against `checkpoint_note`, trusting only `key`.
+    pub fn new(key: VerifierKey, checkpoint_note: &str) -> Result<Self, VerifyFailure> {
+        let checkpoint = key.open_checkpoint(checkpoint_note).map_err(|e| {
+            VerifyFailure::only(Problem::new(
+                ProblemKind::CheckpointSignature,
+                None,
+                format!("checkpoint refused: {e}"),
+            ))
+        })?;
+        Ok(Verifier {
+            key,
+            checkpoint,
+            earlier: None,
+            frontier: Frontier::new(),
+            leaf_hashes: Vec::new(),
+            position: 0,
+            broken: None,
+            problems: Vec::new(),
+            inclusion_proofs: 0,
+            consistency_proof: false,
+        })
+    }
+
+    /// Also checks that the log extends `earlier_note`, a checkpoint the auditor saved before. Call before
+    /// pushing records.
+    pub fn with_earlier(mut self, earlier_note: &str) -> Result<Self, VerifyFailure> {
+        let earlier = self.key.open_checkpoint(earlier_note).map_err(|e| {
+            VerifyFailure::only(Problem::new(
+                ProblemKind::EarlierCheckpoint,
+                None,
+                format!("earlier checkpoint refused: {e}"),
+            ))
+        })?;
+        if earlier.origin != self.checkpoint.origin {
+            return Err(VerifyFailure::only(Problem::new(
+                ProblemKind::EarlierCheckpoint,
+                None,
+                format!(
+                    "the earlier checkpoint is of log {:?}, the checkpoint of log {:?}",
+                    earlier.origin, self.checkpoint.origin
+                ),
+            )));
+        }
+        if earlier.size > self.checkpoint.size {
+            return Err(VerifyFailure::only(Problem::new(
+                ProblemKind::EarlierCheckpoint,
+                None,
+                format!(
+                    "the log shrank: the earlier checkpoint covers {} leaves, the checkpoint only {}",
+                    earlier.size, self.checkpoint.size
+                ),
+            )));
+        }
+        if earlier.size == 0 && earlier.root != merkle::EMPTY_ROOT {
+            return Err(VerifyFailure::only(Problem::new(
+                ProblemKind::EarlierCheckpoint,
+                None,
+                "the earlier checkpoint of size 0 does not carry the empty tree's root",
+            )));
+        }
+        self.earlier = Some(earlier);
+        Ok(self)
+    }
+
+    /// The checkpoint being verified against (its signature is good).
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    /// The earlier checkpoint, if any.
+    pub fn earlier(&self) -> Option<&Checkpoint> {
+        self.earlier.as_ref()
+    }
+
+    /// Checks a consistency proof from the earlier checkpoint to the checkpoint (as the server gives it).
+    pub fn consistency_proof(&mut self, proof: &[Hash]) {
+        let Some(earlier) = &self.earlier else {
+            return;
+        };
+        match merkle::verify_consistency(
+            earlier.size,
+            self.checkpoint.size,
+            proof,
+            &earlier.root,
+            &self.checkpoint.root,
+        ) {
+            Ok(()) => self.consistency_proof = true,
+            Err(e) => self.problems.push(Problem::new(
+                ProblemKind::Inconsistent,
+                Some(earlier.size),
+                format!(
+                    "forked history: the checkpoint of size {} is not consistent with the earlier checkpoint \
+                     of size {}: {e}",
+                    self.checkpoint.size, earlier.size
+                ),
+            )),
+        }
+    }
+
+    /// A record that could not be read; `what` says where (a line number, say).
+    pub fn push_malformed(&mut self, index: Option<u64>, what: impl Into<String>) {
+        self.problems
+            .push(Problem::new(ProblemKind::Malformed, index, what.into()));
+        // Whatever it was, the sequence of records is broken from here.
+        let position = self.position;
+        self.position += 1;
+        let claimed = index.unwrap_or(u64::MAX);
+        self.break_order(position, claimed);
+    }
+
+    /// The next record: its claimed leaf index, its exact bytes, and optionally its inclusion proof
+    /// against the checkpoint.
+    pub fn push(&mut self, index: u64, record: &[u8], proof: Option<&[Hash]>) {
+        let position = self.position;
+        self.position += 1;
+        let leaf = merkle::leaf_hash(record);
+        if let Some(proof) = proof
+            && index < self.checkpoint.size
+        {
+            self.inclusion_proofs += 1;
+            if let Err(e) = merkle::verify_inclusion(
+                &leaf,
+                index,
+                self.checkpoint.size,
+                proof,
+                &self.checkpoint.root,
+            ) {
+                self.problems.push(Problem::new(
+                    ProblemKind::Altered,
+                    Some(index),
+                    format!(
+                        "leaf {index}: the record was altered: its inclusion proof does not lead to the signed \
+                         root of size {} ({e})",
+                        self.checkpoint.size
+                    ),
+                ));
+            }
+        }
+        if index >= self.checkpoint.size && self.broken.is_none() && index == position {
+            self.problems.push(Problem::new(
+                ProblemKind::Unexpected,
+                Some(index),
+                format!(
+                    "leaf {index}: a record beyond the checkpoint, which covers {} leaves",
+                    self.checkpoint.size
+                ),
+            ));
+        }
+        if self.broken.is_some() || index != position {
+            self.break_order(position, index);
+            return;
+        }
+        if index >= self.checkpoint.size {
+            return;
+        }
+        self.frontier.push(leaf);
+        self.leaf_hashes.push(leaf);
+        if let Some(earlier) = &self.earlier
+            && self.frontier.size() == earlier.size
+        {
+            self.check_earlier_root();
+        }
+    }
+
+    fn break_order(&mut self, position: u64, index: u64) {
+        match &mut self.broken {
+            Some((_, tail)) => tail.push(index),
+            None => self.broken = Some((position, vec![index])),
+        }
+    }
+
+    fn check_earlier_root(&mut self) {
+        let Some(earlier) = &self.earlier else {
+            return;
+        };
+        let root = self.frontier.root();
+        if root != earlier.root {
+            self.problems.push(Problem::new(
+                ProblemKind::Fork,
+                Some(earlier.size.saturating_sub(1)),
+                format!(
+                    "forked history: the first {m} records hash to {}, but the earlier checkpoint of size {m} \
+                     says {}: a record at an index below {m} was changed after that checkpoint was signed",
+                    hex::encode(root),
+                    hex::encode(earlier.root),
+                    m = earlier.size,
+                ),
+            ));
+        }
+    }
+
+    /// Finishes: `Ok` if everything agrees.
+    pub fn finish(mut self) -> Result<Verified, VerifyFailure> {
+        let size = self.checkpoint.size;
+        if let Some((position, tail)) = self.broken.take() {
+            let got = tail[0];
+            let problem = if got == u64::MAX {
+                // A malformed record; its own problem says what.
+                None
+            } else if tail[1..].contains(&position) {
+                Some(Problem::new(
+                    ProblemKind::OutOfOrder,
+                    Some(position),
+                    format!("leaf {position}: index out of order (expected {position}, got {got})"),
+                ))
+            } else if got < position {
+                Some(Problem::new(
+                    ProblemKind::OutOfOrder,
+                    Some(position),
+                    format!(
+                        "leaf {position}: index out of order (expected {position}, got {got} again: leaf {got} \
+                         appears twice)"
+                    ),
+                ))
+            } else if got >= size && position < size {
+                Some(Problem::new(
+                    ProblemKind::Missing,
+                    Some(position),
+                    format!(
+                        "leaf {position} missing: the records end at leaf {}, but the checkpoint covers {size}",
+                        position.saturating_sub(1)
+                    ),
+                ))
+            } else if position >= size {
+                Some(Problem::new(
+                    ProblemKind::Unexpected,
+                    Some(position),
+                    format!(
+                        "leaf {got}: a record beyond the checkpoint, which covers {size} leaves"
+                    ),
+                ))
+            } else {
+                Some(Problem::new(
+                    ProblemKind::Missing,
+                    Some(position),
+                    format!("leaf {position} missing (the next record is leaf {got})"),
+                ))
+            };
+            self.problems.extend(problem);
+        } else if self.position < size {
+            let last = self.position;
+            let message = if last == 0 {
+                format!(
+                    "leaf 0 missing: there are no records, but the checkpoint covers {size} leaves"
+                )
+            } else {
+                format!(
+                    "leaf {last} missing: the records end at leaf {}, but the checkpoint covers {size} leaves",
+                    last - 1
+                )
+            };
+            self.problems
+                .push(Problem::new(ProblemKind::Missing, Some(last), message));
+        } else {
+            let root = self.frontier.root();
+            if root != self.checkpoint.root {
+                self.problems.push(Problem::new(
+                    ProblemKind::RootMismatch,
+                    Some(size),
+                    format!(
+                        "root at size {size} does not match the checkpoint: the records hash to {}, the \
+                         signed root is {}: a record at an index below {size} was altered",
+                        hex::encode(root),
+                        hex::encode(self.checkpoint.root)
+                    ),
+                ));
+            }
+        }
+        if self.problems.is_empty() {
+            return Ok(Verified {
+                checkpoint: self.checkpoint,
+                earlier: self.earlier,
+                records: self.position,
+                inclusion_proofs: self.inclusion_proofs,
+                consistency_proof: self.consistency_proof,
+            });
+        }
+        self.problems.sort_by_key(Problem::sort_key);
+        Err(VerifyFailure {
+            problems: self.problems,
+            checkpoint: Some(self.checkpoint),
+            leaf_hashes: self.leaf_hashes,
+        })
+    }
+}
+
+/// Finds the first leaf where local records diverge from a signed tree, with `O(log n)` consistency
+/// proofs: the prefix of `k` local leaves is part of the signed tree exactly when a consistency proof from
+/// `k` to `size` holds for the local root of `k`; that is true up to the first altered leaf and false from
+/// there on. `consistency(first, second)` fetches a proof from the server (which cannot forge one).
+///
+/// Returns the index of the first divergent leaf, or `None` if all `size` local leaves agree.
+pub async fn locate_divergence<F, Fut, E>(
+    leaf_hashes: &[Hash],
+    size: u64,
+    signed_root: &Hash,
+    mut consistency: F,
+) -> Result<Option<u64>, E>
+where
+    F: FnMut(u64, u64) -> Fut,
+    Fut: Future<Output = Result<Vec<Hash>, E>>,
+{
+    let size = size.min(leaf_hashes.len() as u64);
+    if size == 0 {
+        return Ok(None);
+    }
+    let tree = MemoryTree::from_leaf_hashes(leaf_hashes[..size as usize].iter().copied());
+    let mut agrees = async |k: u64| -> Result<bool, E> {
+        let local = merkle::root(&tree, k).unwrap_or(merkle::EMPTY_ROOT);
+        if k == size {
+            return Ok(&local == signed_root);
+        }
+        let proof = consistency(k, size).await?;
+        Ok(merkle::verify_consistency(k, size, &proof, &local, signed_root).is_ok())
+    };
+    if agrees(size).await? {
+        return Ok(None);
+    }
+    // Invariant: prefix `lo` agrees (0 trivially), prefix `hi` does not.
+    let (mut lo, mut hi) = (0u64, size);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if agrees(mid).await? {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(Some(hi - 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bisection_with_consistency_proofs_finds_the_first_altered_leaf() {
+        let truth =
+            MemoryTree::from_leaf_hashes((0..100u32).map(|i| merkle::leaf_hash(&i.to_be_bytes())));
+        let root = truth.root();
+        let server = |first: u64, second: u64| {
+            let proof = merkle::consistency_proof(&truth, first, second);
+            async move { proof }
+        };
+        for altered in [0usize, 1, 37, 63, 64, 99] {
+            let mut local = truth.leaves().to_vec();
+            local[altered] = merkle::leaf_hash(b"altered");
+            let found = locate_divergence(&local, 100, &root, server).await.unwrap();
+            assert_eq!(found, Some(altered as u64));
+        }
+        let found = locate_divergence(truth.leaves(), 100, &root, server)
+            .await
+            .unwrap();
+        assert_eq!(found, None);
+    }
+}

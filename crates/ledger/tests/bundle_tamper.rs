@@ -1,0 +1,429 @@
+//! Tamper tests on offline bundles: each way of falsifying the record makes `verify_bundle` fail and name
+//! what and where; an intact bundle verifies with nothing but the public key.
+
+use std::path::{Path, PathBuf};
+
+use hazchem_ledger::bundle::{self, BundleRecord, BundleWriter};
+use hazchem_ledger::merkle::{self, MemoryTree};
+use hazchem_ledger::note::{Checkpoint, NoteSigner, VerifierKey};
+use hazchem_ledger::verify::{ProblemKind, VerifyFailure};
+use hazchem_pki::SigningKey;
+use hazchem_proto::v1;
+use prost::Message;
+
+const N: u64 = 100;
+const ORIGIN: &str = "hazchem.example/ledger";
+
+/// A record as the gateway stores it (the exact bytes are the leaf).
+fn record(i: u64, variant: &str) -> Vec<u8> {
+    let event = v1::Event {
+        spec_version: "1.0".into(),
+        id: format!("ev-{i:04}"),
+        source: "/departments/emergency/test".into(),
+        subject: format!("subject {i} {variant}"),
+        ..Default::default()
+    };
+    v1::Record {
+        event: event.encode_to_vec(),
+        signature: None,
+        publisher: Some(v1::Publisher {
+            principal: Some(v1::publisher::Principal::Department(
+                v1::Department::Emergency as i32,
+            )),
+        }),
+        accepted_at: Some(prost_types::Timestamp {
+            seconds: 1_790_000_000 + i as i64,
+            nanos: 0,
+        }),
+    }
+    .encode_to_vec()
+}
+
+struct Log {
+    records: Vec<Vec<u8>>,
+    tree: MemoryTree,
+}
+
+impl Log {
+    fn new(n: u64, altered: Option<u64>) -> Self {
+        let records: Vec<Vec<u8>> = (0..n)
+            .map(|i| record(i, if Some(i) == altered { "rewritten" } else { "" }))
+            .collect();
+        let tree = MemoryTree::from_leaf_hashes(records.iter().map(|r| merkle::leaf_hash(r)));
+        Log { records, tree }
+    }
+
+    fn checkpoint(&self, signer: &NoteSigner, size: u64) -> String {
+        signer.sign_checkpoint(&Checkpoint {
+            origin: ORIGIN.into(),
+            size,
+            root: merkle::root(&self.tree, size).unwrap(),
+        })
+    }
+
+    /// Writes a bundle of the whole log; `earlier` is an earlier checkpoint to include with its
+    /// consistency proof from this log.
+    fn export(
+        &self,
+        dir: &Path,
+        signer: &NoteSigner,
+        proofs: bool,
+        earlier: Option<&str>,
+    ) -> PathBuf {
+        let size = self.records.len() as u64;
+        let mut writer = BundleWriter::create(dir).unwrap();
+        for (i, r) in self.records.iter().enumerate() {
+            writer
+                .write_record(&BundleRecord {
+                    index: i as u64,
+                    record: r.clone(),
+                    proof: proofs
+                        .then(|| merkle::inclusion_proof(&self.tree, i as u64, size).unwrap()),
+                })
+                .unwrap();
+        }
+        let earlier = earlier.map(|note| {
+            let m = hazchem_ledger::note::unverified_checkpoint(note)
+                .unwrap()
+                .size;
+            (
+                note,
+                merkle::consistency_proof(&self.tree, m, size).unwrap(),
+            )
+        });
+        writer
+            .finish(
+                &self.checkpoint(signer, size),
+                Some(&signer.verifier()),
+                earlier.as_ref().map(|(n, p)| (*n, p.as_slice())),
+            )
+            .unwrap()
+    }
+}
+
+fn signer() -> NoteSigner {
+    NoteSigner::new(ORIGIN, SigningKey::generate()).unwrap()
+}
+
+/// Rewrites `records.jsonl` through `edit`.
+fn edit_records(dir: &Path, edit: impl FnOnce(&mut Vec<BundleRecord>)) {
+    let path = dir.join(bundle::RECORDS);
+    let mut records: Vec<BundleRecord> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| BundleRecord::from_line(l).unwrap())
+        .collect();
+    edit(&mut records);
+    let text: String = records.iter().map(|r| r.to_line() + "\n").collect();
+    std::fs::write(path, text).unwrap();
+}
+
+fn verify(
+    dir: &Path,
+    key: &VerifierKey,
+) -> Result<hazchem_ledger::verify::Verified, VerifyFailure> {
+    bundle::verify_bundle(dir, key.clone(), None)
+}
+
+fn expect_failure(
+    dir: &Path,
+    key: &VerifierKey,
+    kind: ProblemKind,
+    index: Option<u64>,
+    needle: &str,
+) {
+    let failure = verify(dir, key).expect_err("the tampered bundle must not verify");
+    let first = failure.first();
+    assert_eq!(
+        first.kind, kind,
+        "first problem: {failure}; all: {:?}",
+        failure.problems
+    );
+    assert_eq!(first.index, index, "first problem: {failure}");
+    assert!(
+        failure.to_string().contains(needle),
+        "expected {needle:?} in: {failure}"
+    );
+}
+
+#[test]
+fn an_intact_bundle_verifies_with_only_the_public_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = signer();
+    let log = Log::new(N, None);
+    let path = log.export(&dir.path().join("b"), &s, true, None);
+    let verified = verify(&path, &s.verifier()).unwrap();
+    assert_eq!(verified.records, N);
+    assert_eq!(verified.inclusion_proofs, N);
+    assert_eq!(verified.checkpoint.size, N);
+    // The bare public key (as in ledger.pub) works as well as the vkey string.
+    let bare = VerifierKey::parse(&s.verifier().public_key().to_pem()).unwrap();
+    verify(&path, &bare).unwrap();
+    // Without proofs too.
+    let plain = log.export(&dir.path().join("plain"), &s, false, None);
+    assert_eq!(verify(&plain, &s.verifier()).unwrap().inclusion_proofs, 0);
+}
+
+#[test]
+fn flipping_one_byte_of_a_record_names_the_leaf() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = signer();
+    let path = Log::new(N, None).export(&dir.path().join("b"), &s, true, None);
+    edit_records(&path, |r| {
+        let last = r[17].record.len() - 1;
+        r[17].record[last] ^= 0x01;
+    });
+    expect_failure(
+        &path,
+        &s.verifier(),
+        ProblemKind::Altered,
+        Some(17),
+        "leaf 17: the record was altered",
+    );
+    let failure = verify(&path, &s.verifier()).unwrap_err();
+    // The root disagrees too, and only leaf 17's proof fails.
+    assert!(
+        failure
+            .problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::RootMismatch)
+    );
+    assert_eq!(
+        failure
+            .problems
+            .iter()
+            .filter(|p| p.kind == ProblemKind::Altered)
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn flipping_one_byte_without_proofs_says_the_root_disagrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = signer();
+    let path = Log::new(N, None).export(&dir.path().join("b"), &s, false, None);
+    edit_records(&path, |r| r[63].record[3] ^= 0x40);
+    let failure = verify(&path, &s.verifier()).unwrap_err();
+    assert_eq!(failure.first().kind, ProblemKind::RootMismatch);
+    assert!(
+        failure
+            .to_string()
+            .contains("root at size 100 does not match the checkpoint"),
+        "{failure}"
+    );
+    assert!(failure.needs_location());
+}
+
+#[test]
+fn flipping_a_byte_of_the_file_itself_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = signer();
+    let path = Log::new(N, None).export(&dir.path().join("b"), &s, true, None);
+    let file = path.join(bundle::RECORDS);
+    let mut bytes = std::fs::read(&file).unwrap();
+    // Somewhere inside line 30's base64 record.
+    let line_start = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(29)
+        .unwrap()
+        .0
+        + 1;
+    let at = line_start + r#"{"index":30,"sequence":31,"record":""#.len() + 10;
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    std::fs::write(&file, bytes).unwrap();
+    expect_failure(
+        &path,
+        &s.verifier(),
+        ProblemKind::Altered,
+        Some(30),
+        "leaf 30",
+    );
+}
+
+#[test]
+fn deleting_a_record_names_the_missing_leaf() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = signer();
+    let path = Log::new(N, None).export(&dir.path().join("b"), &s, true, None);
+    edit_records(&path, |r| {
+        r.remove(41);
+    });
+    expect_failure(
+        &path,
+        &s.verifier(),
+        ProblemKind::Missing,
+        Some(41),
+        "leaf 41 missing",
+    );
+}
+
+#[test]
+fn deleting_the_last_record_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = signer();
+    let path = Log::new(N, None).export(&dir.path().join("b"), &s, false, None);
+    edit_records(&path, |r| {
+        r.pop();
+    });
+    expect_failure(
+        &path,
+        &s.verifier(),
+        ProblemKind::Missing,
+        Some(99),
+        "leaf 99 missing",
+    );
+}
+
+#[test]
+fn deleting_and_renumbering_is_caught_at_the_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = signer();
+    let path = Log::new(N, None).export(&dir.path().join("b"), &s, true, None);
+    edit_records(&path, |r| {
+        r.remove(41);
+        for (i, rec) in r.iter_mut().enumerate() {
+            rec.index = i as u64;
+        }
+    });
+    // Record 42 now claims to be leaf 41; its proof (for 42) does not hold there.
+    expect_failure(
+        &path,
+        &s.verifier(),
+        ProblemKind::Altered,
+        Some(41),
+        "leaf 41",
+    );
+}
+
+#[test]
+fn swapping_two_records_names_the_first_out_of_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = signer();
+    let path = Log::new(N, None).export(&dir.path().join("b"), &s, true, None);
+    edit_records(&path, |r| r.swap(17, 18));
+    expect_failure(
+        &path,
+        &s.verifier(),
+        ProblemKind::OutOfOrder,
+        Some(17),
+        "leaf 17: index out of order (expected 17, got 18)",
+    );
+    // Far apart, too.
+    let far = Log::new(N, None).export(&dir.path().join("far"), &s, true, None);
+    edit_records(&far, |r| r.swap(5, 80));
+    expect_failure(
+        &far,
+        &s.verifier(),
+        ProblemKind::OutOfOrder,
+        Some(5),
+        "leaf 5: index out of order (expected 5, got 80)",
+    );
+}
+
+#[test]
+fn swapping_contents_but_keeping_the_indices_names_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = signer();
+    let path = Log::new(N, None).export(&dir.path().join("b"), &s, false, None);
+    edit_records(&path, |r| {
+        let (a, b) = (r[17].record.clone(), r[18].record.clone());
+        r[17].record = b;
+        r[18].record = a;
+    });
+    // Without proofs only the root can disagree.
+    expect_failure(
+        &path,
+        &s.verifier(),
+        ProblemKind::RootMismatch,
+        Some(N),
+        "root at size 100",
+    );
+    let with_proofs = Log::new(N, None).export(&dir.path().join("p"), &s, true, None);
+    edit_records(&with_proofs, |r| {
+        let (a, b) = (r[17].record.clone(), r[18].record.clone());
+        r[17].record = b;
+        r[18].record = a;
+    });
+    expect_failure(
+        &with_proofs,
+        &s.verifier(),
+        ProblemKind::Altered,
+        Some(17),
+        "leaf 17",
+    );
+}
+
+#[test]
+fn a_checkpoint_with_a_bad_signature_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = signer();
+    let path = Log::new(N, None).export(&dir.path().join("b"), &s, true, None);
+    let note_path = path.join(bundle::CHECKPOINT);
+    let note = std::fs::read_to_string(&note_path).unwrap();
+    // Claim a different size, keep the signature.
+    std::fs::write(&note_path, note.replacen("\n100\n", "\n99\n", 1)).unwrap();
+    expect_failure(
+        &path,
+        &s.verifier(),
+        ProblemKind::CheckpointSignature,
+        None,
+        "does not verify",
+    );
+    // A checkpoint signed by someone else is not trusted either.
+    let other = signer();
+    let forged = Log::new(N, Some(3)).checkpoint(&other, N);
+    std::fs::write(&note_path, forged).unwrap();
+    expect_failure(
+        &path,
+        &s.verifier(),
+        ProblemKind::CheckpointSignature,
+        None,
+        "no signature by the trusted key",
+    );
+}
+
+#[test]
+fn a_forked_history_is_refused_against_an_earlier_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = signer();
+    // The auditor saved a checkpoint of size 50 of the true history.
+    let truth = Log::new(N, None);
+    let saved = truth.checkpoint(&s, 50);
+    // Later the operator rewrote leaf 20 and signed the rewritten history (same key: a fork).
+    let forked = Log::new(N, Some(20));
+    let path = forked.export(
+        &dir.path().join("b"),
+        &s,
+        true,
+        Some(&forked.checkpoint(&s, 50)),
+    );
+    // On its own, the forked bundle is self-consistent...
+    verify(&path, &s.verifier()).unwrap();
+    // ...but not against what the auditor saved.
+    let failure = bundle::verify_bundle(&path, s.verifier(), Some(&saved)).unwrap_err();
+    assert!(failure.to_string().contains("forked history"), "{failure}");
+    assert_eq!(failure.first().index, Some(49), "{failure}");
+    let kinds: Vec<ProblemKind> = failure.problems.iter().map(|p| p.kind).collect();
+    assert!(kinds.contains(&ProblemKind::Fork), "{kinds:?}");
+    assert!(kinds.contains(&ProblemKind::Inconsistent), "{kinds:?}");
+    // The true history extends the saved checkpoint.
+    let good = truth.export(&dir.path().join("good"), &s, false, Some(&saved));
+    let verified = bundle::verify_bundle(&good, s.verifier(), Some(&saved)).unwrap();
+    assert_eq!(verified.earlier.map(|e| e.size), Some(50));
+    assert!(verified.consistency_proof);
+}
+
+#[test]
+fn a_shrunk_log_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = signer();
+    let log = Log::new(N, None);
+    let path = log.export(&dir.path().join("b"), &s, false, None);
+    let bigger = Log::new(N + 10, None).checkpoint(&s, N + 10);
+    let failure = bundle::verify_bundle(&path, s.verifier(), Some(&bigger)).unwrap_err();
+    assert_eq!(failure.first().kind, ProblemKind::EarlierCheckpoint);
+    assert!(failure.to_string().contains("the log shrank"), "{failure}");
+}

@@ -81,6 +81,18 @@ pub enum Error {
         source: async_nats::Error,
     },
 
+    /// The NATS server refused a principal's publish or read: its NATS user's permissions (see
+    /// [`crate::permissions`]) do not allow it, or no credentials are configured for it.
+    #[error("NATS refused {operation} for principal {principal:?}: {detail}")]
+    PermissionDenied {
+        /// The principal (department code or service name) the view acts as.
+        principal: String,
+        /// What the bus was doing: `publish`, `read` or `connect`.
+        operation: &'static str,
+        /// The server's words (e.g. `Permissions Violation for Publish to "..."`).
+        detail: String,
+    },
+
     /// The runtime is shutting down and a background bus task was cancelled.
     #[error("bus task cancelled (runtime shutting down)")]
     Cancelled,

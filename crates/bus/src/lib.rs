@@ -40,9 +40,10 @@
 //!   - JetStream: after the server's PubAck, i.e. stored by the stream (on a quorum of replicas
 //!     in a cluster). When it reaches the disk is the server's `jetstream { sync_interval }`:
 //!     the default (2 minutes) can lose the last acknowledged messages if the *machine* (not just
-//!     the process) dies, on every replica at once; `sync_interval: always` fsyncs each message
-//!     before the ack at a large cost in throughput. With 3 replicas the default is usually
-//!     chosen, since losing all three machines at once is what it takes to lose an ack.
+//!     the process) dies, on the replicas that acknowledged them (a quorum: two of three) at
+//!     once; `sync_interval: always` fsyncs each message
+//!     before the ack at a cost in throughput. The generated cluster configuration
+//!     (`hazchem deploy nats`, `docs/DEPLOY.md`) sets `always`: the stream is a system of record.
 //! - Stored times ([`Message::time`]) are the bus's clock at append. Embedded times never
 //!   decrease; JetStream's are the stream leader's clock.
 //! - Cursors ([`Bus::store_cursor`]) are a small durable name → sequence map for readers to
@@ -69,6 +70,7 @@
 mod embedded;
 mod error;
 mod jetstream;
+pub mod permissions;
 mod stream;
 mod subject;
 
@@ -200,6 +202,23 @@ impl Bus {
     /// `config`.
     pub async fn jetstream(config: &JetStreamConfig) -> Result<Bus> {
         JetStreamBus::connect(config).await.map(Bus::JetStream)
+    }
+
+    /// A view of the bus that publishes and reads as `principal` (a department code or a
+    /// service name), so the transport can enforce that principal's own permissions as well:
+    ///
+    /// - embedded: the bus itself (the gateway's checks are the only ones);
+    /// - JetStream without [`JetStreamConfig::principal_credentials`]: the bus itself (the
+    ///   shared connection);
+    /// - JetStream with them: `publish`, `publish_many` and `read` go over the principal's own
+    ///   NATS connection (opened lazily, cached), whose user has only the permissions the policy
+    ///   gives it ([`permissions`]); a refusal is [`Error::PermissionDenied`]. `get`,
+    ///   `last_sequence` and the cursors stay on the shared connection.
+    pub fn for_principal(&self, principal: &str) -> Bus {
+        match self {
+            Bus::Embedded(bus) => Bus::Embedded(bus.clone()),
+            Bus::JetStream(bus) => Bus::JetStream(bus.for_principal(principal)),
+        }
     }
 
     /// Appends one message; returns once it is durable. A repeated id appends nothing and

@@ -198,13 +198,16 @@ fn list(out: &mut String, kind: &str, subjects: &[String]) {
 }
 
 /// The JetStream block's `sync_interval` and the comment that says what it risks.
-const CLUSTER_SYNC: &str = "  # sync_interval: always: every replica fsyncs each message before it counts towards the\n\
-  # quorum that acknowledges it, so an acknowledged event survives even a simultaneous power\n\
-  # loss of every node (the system of record's promise: an ack means durable). The price is\n\
-  # throughput and latency: each append waits for an fsync on the leader and a follower\n\
-  # (see docs/DEPLOY.md for measurements). With the default (2 minutes), an ack means \"in the\n\
-  # memory of two of three machines\", and a power cut of two nodes within the interval could lose\n\
-  # acknowledged events.\n  sync_interval: always\n";
+const CLUSTER_SYNC: &str = concat!(
+    "  # sync_interval: always: every node fsyncs each write to the stream before it counts\n",
+    "  # towards the quorum that acknowledges it, so an acknowledged event survives even a\n",
+    "  # simultaneous power loss of every node (the system of record's promise: an ack means\n",
+    "  # durable). The price is throughput and latency: each append waits for fsyncs (see\n",
+    "  # docs/DEPLOY.md for measurements). With the default (2 minutes), an ack means \"in the\n",
+    "  # memory of two of three machines\", and a power cut of two nodes within the interval\n",
+    "  # could lose acknowledged events.\n",
+    "  sync_interval: always\n",
+);
 
 /// `nats-<n>.conf` (`n` in 1..=3): one node of the three-node cluster.
 pub fn cluster_node_conf(layout: &NatsLayout, n: usize) -> String {
@@ -226,7 +229,7 @@ pub fn cluster_node_conf(layout: &NatsLayout, n: usize) -> String {
     }
     out.push_str(
         "  ]\n  # Routes carry every message between the nodes: keep them on a private network, or add\n\
-         # tls { cert_file: ..., key_file: ..., ca_file: ..., verify: true } here.\n}\n\n\
+         \x20 # tls { cert_file: ..., key_file: ..., ca_file: ..., verify: true } here.\n}\n\n\
          # Clients (gateway, services) authenticate with nkeys; to encrypt their traffic add\n\
          # tls { cert_file: ..., key_file: ... } and give the bus `tls_ca_file`.\n\
          include \"auth.conf\"\n",

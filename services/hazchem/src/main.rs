@@ -1,9 +1,14 @@
 //! `hazchem`: one binary that runs the bus and talks to it. `main` parses the command line, sets up
 //! tracing, turns Ctrl-C and SIGTERM into a cancellation, and calls the command.
 
+mod audit;
+mod bench;
 mod client;
 mod config;
+mod credit;
+mod enforcement;
 mod run;
+mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,9 +37,25 @@ enum Command {
     Publish(client::PublishArgs),
     /// Follow the record: subscribe with filters and print JSON lines.
     Tail(client::TailArgs),
+    /// Ask the credit service: active sanctions and binding measures (`check`), an enterprise's listings
+    /// (`history`), listings by department, type and status (`list`); each as of any instant.
+    Credit(credit::CreditArgs),
+    /// Joint enforcement: list and show tasks, re-run a recorded draw (`redraw`), and drive tasks (`open`,
+    /// `draw`, `advance`, `findings`, `rectify`, `recheck`, `penalty`, `transfer`, `answer`, `close`).
+    Enforcement(enforcement::EnforcementArgs),
+    /// Audit the record: replay it, fetch checkpoints and proofs, verify it against the ledger's signed
+    /// checkpoint trusting only its public key, export and check offline bundles.
+    Audit(audit::AuditArgs),
     /// Generate deployment configuration from the policy (`deploy nats`: the NATS server's users,
     /// permissions and cluster configuration).
     Deploy(deploy::DeployArgs),
+    /// Simulate a city: its nine departments publish through the gateway (each with its own
+    /// certificate from the development PKI), with violations injected on request and their ground truth
+    /// written to a file.
+    Simulate(simulate::SimulateArgs),
+    /// Benchmark the bus on this machine: ingest through the gateway against raw JetStream, latency,
+    /// ledger append and verify, and the time a city's year takes. A table, and JSON.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,7 +79,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Dev(args) => run::dev(args, shutdown).await,
             Command::Serve(args) => run::serve(args, shutdown).await,
             Command::Publish(args) => client::publish(args).await,
+            Command::Credit(args) => credit::run(args).await,
+            Command::Enforcement(args) => enforcement::run(args).await,
+            Command::Audit(args) => audit::run(args).await,
             Command::Deploy(args) => deploy::run(args),
+            Command::Simulate(args) => {
+                tokio::select! {
+                    result = simulate::simulate(args) => result,
+                    () = shutdown.cancelled() => Ok(()),
+                }
+            }
+            Command::Bench(args) => {
+                tokio::select! {
+                    result = bench::bench(args) => result,
+                    () = shutdown.cancelled() => Ok(()),
+                }
+            }
             Command::Tail(args) => {
                 tokio::select! {
                     result = client::tail(args) => result,

@@ -248,20 +248,6 @@ fn actor<T>(request: &Request<T>) -> Result<Department, Status> {
     }
 }
 
-/// Accepted connections with `TCP_NODELAY`: a unary response is written as more than one segment, and
-/// without it Nagle's algorithm holds the last one until the client's delayed ACK (about 40 ms a call).
-/// (tonic sets it only on listeners it binds itself.)
-fn incoming(
-    listener: TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use futures::StreamExt as _;
-    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
-        let stream = accepted?;
-        stream.set_nodelay(true)?;
-        Ok(stream)
-    })
-}
-
 /// Runs the service (follows the stream, checks deadlines) and serves it over gRPC until `shutdown`; if
 /// either stops, both do.
 pub async fn run_service(
@@ -323,7 +309,10 @@ impl EnforcementServer {
             .map_err(|e| Error::Serve(e.to_string()))?
             .add_service(health)
             .add_service(EnforcementServiceServer::new(self))
-            .serve_with_incoming_shutdown(incoming(listener), shutdown.cancelled_owned())
+            .serve_with_incoming_shutdown(
+                hazchem_gateway::incoming(listener),
+                shutdown.cancelled_owned(),
+            )
             .await
             .map_err(|e| Error::Serve(e.to_string()))?;
         tracing::info!(%addr, "enforcement service stopped");

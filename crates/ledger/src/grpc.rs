@@ -73,7 +73,7 @@ impl AuditServer {
             .add_service(health)
             .add_service(AuditServiceServer::new(self))
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                hazchem_gateway::incoming(listener),
                 shutdown.cancelled_owned(),
             )
             .await

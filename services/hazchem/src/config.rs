@@ -30,7 +30,21 @@ pub enum BusConfig {
         credentials_file: Option<PathBuf>,
         /// CA of the NATS servers' TLS certificates.
         tls_ca_file: Option<PathBuf>,
+        /// nkey seed file of this process's own NATS user (see `hazchem deploy nats`).
+        nkey_seed_file: Option<PathBuf>,
+        /// Principal name → nkey seed file: the gateway publishes and reads as each department's own
+        /// NATS user, so NATS checks the policy again.
+        #[serde(default)]
+        principal_credentials: std::collections::BTreeMap<String, PathBuf>,
+        /// Whether this process creates and updates the stream and cursor bucket (false for service
+        /// users, which may only look them up).
+        #[serde(default = "default_manage")]
+        manage: bool,
     },
+}
+
+fn default_manage() -> bool {
+    true
 }
 
 fn default_stream() -> String {
@@ -62,12 +76,18 @@ impl BusConfig {
                 replicas,
                 credentials_file,
                 tls_ca_file,
+                nkey_seed_file,
+                principal_credentials,
+                manage,
             } => {
                 let mut config = JetStreamConfig::new(url.clone());
                 config.stream = stream.clone();
                 config.replicas = *replicas;
                 config.credentials_file = credentials_file.clone();
                 config.tls_ca_file = tls_ca_file.clone();
+                config.nkey_seed_file = nkey_seed_file.clone();
+                config.principal_credentials = principal_credentials.clone();
+                config.manage = *manage;
                 Bus::jetstream(&config)
                     .await
                     .with_context(|| format!("connecting to JetStream at {url}"))

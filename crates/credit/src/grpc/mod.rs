@@ -25,7 +25,6 @@ use hazchem_proto::v1::credit_service_server::{CreditService, CreditServiceServe
 use hazchem_proto::{department_from_i32, v1};
 use prost::Message as _;
 use tokio::net::TcpListener;
-use tokio_stream::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
@@ -280,11 +279,7 @@ impl CreditServer {
         tracing::info!(%addr, "credit service serving");
         // Small answers on a long-lived connection: without TCP_NODELAY, Nagle's algorithm and delayed
         // acknowledgements hold a response back by up to 40 ms (measured: p99 47 ms at one client).
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
-            let stream = stream?;
-            stream.set_nodelay(true)?;
-            Ok::<_, std::io::Error>(stream)
-        });
+        let incoming = hazchem_gateway::incoming(listener);
         tonic::transport::Server::builder()
             .tls_config(tls.optional_client_auth())
             .map_err(|e| Error::Serve(e.to_string()))?

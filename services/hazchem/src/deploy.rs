@@ -464,7 +464,12 @@ mod tests {
         let first = ensure_keys(&users, &secrets).unwrap();
         let second = ensure_keys(&users, &secrets).unwrap();
         assert_eq!(first, second, "existing seeds are reused");
-        assert!(!first.contains("SU"), "no seed in nkeys.conf");
+        for user in &users {
+            let seed = std::fs::read_to_string(seed_path(&secrets, &user.name)).unwrap();
+            let seed = seed.trim();
+            assert!(seed.starts_with("SU"), "{} holds a user seed", user.name);
+            assert!(!first.contains(seed), "no seed in nkeys.conf");
+        }
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

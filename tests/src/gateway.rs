@@ -701,3 +701,60 @@ pub fn assert_status(status: &Status, code: Code, expected: &[(&str, &str)]) {
     want.sort();
     assert_eq!(got, want, "violations of {status:?}");
 }
+
+/// Asserts that the server behind `channel` serves what every Hazchem Bus server offers: gRPC health
+/// answering SERVING for each of `services` (and NOT_FOUND for a name it does not serve), and
+/// reflection listing each of them with the health and reflection services.
+pub async fn assert_serving(channel: Channel, services: &[&str]) {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let mut health = HealthClient::new(channel.clone());
+    for service in services {
+        let status = health
+            .check(HealthCheckRequest {
+                service: (*service).to_owned(),
+            })
+            .await
+            .unwrap_or_else(|s| panic!("health of {service}: {s:?}"))
+            .into_inner()
+            .status();
+        assert_eq!(status, ServingStatus::Serving, "{service}");
+    }
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "hazchem.v1.NoSuchService".to_owned(),
+        })
+        .await
+        .expect_err("an unknown service has no health");
+    assert_eq!(unknown.code(), Code::NotFound);
+
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let response = responses
+        .message()
+        .await
+        .expect("a reflection answer")
+        .expect("one answer");
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("not a service list: {response:?}");
+    };
+    let listed: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
+    for expected in services.iter().copied().chain([
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+    ]) {
+        assert!(listed.contains(&expected), "{expected} not in {listed:?}");
+    }
+}

@@ -27,9 +27,10 @@ pub use fixtures::{
     workspace_root,
 };
 pub use gateway::{
-    ARRIVE, BusKind, StoredEvent, TestBus, TestGateway, TestGatewayBuilder, TestPki, assert_status,
-    connect, delivered_event, delivered_ids, deliveries_until, error_info, from_sequence,
-    next_delivery, status_from_rpc, stored_events, subscribe_request, take_deliveries, violations,
+    ARRIVE, BusKind, StoredEvent, TestBus, TestGateway, TestGatewayBuilder, TestPki,
+    assert_serving, assert_status, connect, delivered_event, delivered_ids, deliveries_until,
+    error_info, from_sequence, next_delivery, status_from_rpc, stored_events, subscribe_request,
+    take_deliveries, violations,
 };
 
 /// How long a server may take to start or stop before the test fails.

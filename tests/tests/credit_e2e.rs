@@ -20,7 +20,9 @@ use hazchem_gateway::{EventGuard, EventSink, GatewayConfig, Metrics, Publisher};
 use hazchem_pki::{Principal, ServerTls};
 use hazchem_proto::v1;
 use hazchem_proto::v1::credit_service_client::CreditServiceClient;
-use hazchem_tests::{BusKind, TestBus, TestGateway, TestPki, dept, error_info, service};
+use hazchem_tests::{
+    BusKind, TestBus, TestGateway, TestPki, assert_serving, dept, error_info, service,
+};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
@@ -521,6 +523,14 @@ async fn scenario(kind: BusKind) {
         .await
         .unwrap_err();
     assert_eq!(s.code(), Code::Unauthenticated);
+    assert_serving(
+        w.gateway
+            .pki()
+            .channel(w.credit().addr, &dept("fire"))
+            .await,
+        &["hazchem.v1.CreditService"],
+    )
+    .await;
 
     // Rebuild the credit service from the stream: the same answers, no second warning.
     let enterprises = [e1.clone(), e2.clone(), e3.clone()];

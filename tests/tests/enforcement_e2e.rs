@@ -22,8 +22,8 @@ use hazchem_pki::Principal;
 use hazchem_proto::v1;
 use hazchem_proto::v1::enforcement_service_client::EnforcementServiceClient;
 use hazchem_tests::{
-    BusKind, TestBus, TestGateway, auditor, delivered_event, dept, error_info, next_delivery,
-    service, subscribe_request, violations,
+    BusKind, TestBus, TestGateway, assert_serving, auditor, delivered_event, dept, error_info,
+    next_delivery, service, subscribe_request, violations,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -655,6 +655,12 @@ fn allowed(duty: Duty) -> Vec<Department> {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_illegal_transition_is_refused_and_changes_nothing() {
     let world = World::start(BusKind::Embedded).await;
+    let addr = world.enforcement.as_ref().unwrap().addr;
+    assert_serving(
+        world.gateway.pki().channel(addr, &dept("fire")).await,
+        &["hazchem.v1.EnforcementService"],
+    )
+    .await;
     let paths: Vec<(TaskState, Vec<CommandKind>)> = vec![
         (TaskState::Planned, vec![]),
         (TaskState::Drawn, vec![K::Draw]),

@@ -17,10 +17,10 @@ use hazchem_proto::v1::event::Payload;
 use hazchem_proto::v1::publish_result::Outcome;
 use hazchem_proto::v1::start_position::Position;
 use hazchem_tests::{
-    BusKind, TestBus, TestGateway, assert_status, auditor, delivered_event, delivered_ids,
-    deliveries_until, dept, error_info, fixture_tokens, fresh, from_sequence, next_delivery,
-    service, set_department, signed, status_from_rpc, subscribe_request, take_deliveries, token_of,
-    unique_id,
+    BusKind, TestBus, TestGateway, assert_serving, assert_status, auditor, delivered_event,
+    delivered_ids, deliveries_until, dept, error_info, fixture_tokens, fresh, from_sequence,
+    next_delivery, service, set_department, signed, status_from_rpc, subscribe_request,
+    take_deliveries, token_of, unique_id,
 };
 use prost::Message as _;
 use tonic::Code;
@@ -47,6 +47,7 @@ macro_rules! contract {
 }
 
 contract!(
+    the_gateway_reports_its_health_and_offers_reflection,
     publish_returns_the_sequence_and_stores_the_exact_bytes,
     a_retry_is_a_duplicate_with_the_original_sequence,
     an_id_reused_with_different_bytes_is_already_exists,
@@ -70,6 +71,19 @@ contract!(
 
 async fn gateway(kind: BusKind) -> TestGateway {
     TestGateway::start(TestBus::new(kind).await).await
+}
+
+async fn the_gateway_reports_its_health_and_offers_reflection(kind: BusKind) {
+    let gw = gateway(kind).await;
+    assert_serving(
+        gw.client(&dept("fire")).await,
+        &[
+            "hazchem.v1.PublishService",
+            "hazchem.v1.SubscriptionService",
+        ],
+    )
+    .await;
+    gw.stop().await;
 }
 
 fn waybill_with(change: impl FnOnce(&mut v1::WaybillIssued)) -> v1::Event {

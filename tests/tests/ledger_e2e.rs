@@ -21,8 +21,8 @@ use hazchem_pki::Principal;
 use hazchem_proto::v1;
 use hazchem_proto::v1::audit_service_client::AuditServiceClient;
 use hazchem_tests::{
-    ARRIVE, BusKind, StoredEvent, TestBus, TestGateway, auditor, dept, fixture_tokens, fresh,
-    set_department, stored_events,
+    ARRIVE, BusKind, StoredEvent, TestBus, TestGateway, assert_serving, auditor, dept,
+    fixture_tokens, fresh, set_department, stored_events,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -237,6 +237,11 @@ async fn scenario(kind: BusKind) {
     let size = ledger.catch_up(&gateway).await;
     assert_eq!(size as usize, published);
     let mut client = ledger.client(&gateway, &auditor()).await;
+    assert_serving(
+        gateway.pki().channel(ledger.addr, &auditor()).await,
+        &["hazchem.v1.AuditService"],
+    )
+    .await;
 
     // A fresh checkpoint covers everything; its signature verifies with ledger.pub alone.
     let (note1, cp1) = checkpoint(&mut client, &key, true).await;

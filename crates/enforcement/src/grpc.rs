@@ -26,6 +26,8 @@ use hazchem_proto::v1::enforcement_service_server::{EnforcementService, Enforcem
 use prost_reflect::DynamicMessage;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::service::Routes;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt as _};
 
@@ -256,26 +258,13 @@ pub async fn run_service(
     tls: ServerTls,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let stop = shutdown.child_token();
     let server = EnforcementServer::new(service.clone());
-    let serving = {
-        let stop = stop.clone();
-        async move {
-            let result = server.serve(listener, &tls, stop.clone()).await;
-            stop.cancel();
-            result
-        }
-    };
-    let following = {
-        let stop = stop.clone();
-        async move {
-            let result = service.run(stop.clone()).await;
-            stop.cancel();
-            result
-        }
-    };
-    let (served, followed) = tokio::join!(serving, following);
-    followed.and(served)
+    hazchem_gateway::run_together(
+        &shutdown,
+        |stop| async move { server.serve(listener, &tls, stop).await },
+        |stop| service.run(stop),
+    )
+    .await
 }
 
 /// The gRPC face of an [`Enforcement`] service.
@@ -289,34 +278,23 @@ impl EnforcementServer {
         EnforcementServer { service }
     }
 
-    /// Serves `EnforcementService` (and health) over mTLS until `shutdown`.
+    /// Serves `EnforcementService` over mTLS until `shutdown`.
     pub async fn serve(
         self,
         listener: TcpListener,
         tls: &ServerTls,
         shutdown: CancellationToken,
     ) -> Result<()> {
-        let (health_reporter, health) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<EnforcementServiceServer<EnforcementServer>>()
-            .await;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::Serve(e.to_string()))?;
-        tracing::info!(%addr, "enforcement service serving");
-        tonic::transport::Server::builder()
-            .tls_config(tls.optional_client_auth())
-            .map_err(|e| Error::Serve(e.to_string()))?
-            .add_service(health)
-            .add_service(EnforcementServiceServer::new(self))
-            .serve_with_incoming_shutdown(
-                hazchem_gateway::incoming(listener),
-                shutdown.cancelled_owned(),
-            )
-            .await
-            .map_err(|e| Error::Serve(e.to_string()))?;
-        tracing::info!(%addr, "enforcement service stopped");
-        Ok(())
+        hazchem_gateway::serve_grpc(
+            "enforcement service",
+            Routes::new(EnforcementServiceServer::new(self)),
+            &[EnforcementServiceServer::<EnforcementServer>::NAME],
+            listener,
+            tls,
+            shutdown,
+        )
+        .await
+        .map_err(|e| Error::Serve(e.to_string()))
     }
 
     /// Runs a converted command; conversion violations refuse it before anything else.

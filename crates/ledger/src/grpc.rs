@@ -18,6 +18,8 @@ use prost::Message as _;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
 use crate::error::{Error, Result};
@@ -52,34 +54,23 @@ impl AuditServer {
         AuditServer { ledger }
     }
 
-    /// Serves `AuditService` (and health) over mTLS until `shutdown`.
+    /// Serves `AuditService` over mTLS until `shutdown`.
     pub async fn serve(
         self,
         listener: TcpListener,
         tls: &ServerTls,
         shutdown: CancellationToken,
     ) -> Result<()> {
-        let (health_reporter, health) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<AuditServiceServer<AuditServer>>()
-            .await;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::Serve(e.to_string()))?;
-        tracing::info!(%addr, "audit service serving");
-        tonic::transport::Server::builder()
-            .tls_config(tls.optional_client_auth())
-            .map_err(|e| Error::Serve(e.to_string()))?
-            .add_service(health)
-            .add_service(AuditServiceServer::new(self))
-            .serve_with_incoming_shutdown(
-                hazchem_gateway::incoming(listener),
-                shutdown.cancelled_owned(),
-            )
-            .await
-            .map_err(|e| Error::Serve(e.to_string()))?;
-        tracing::info!(%addr, "audit service stopped");
-        Ok(())
+        hazchem_gateway::serve_grpc(
+            "audit service",
+            Routes::new(AuditServiceServer::new(self)),
+            &[AuditServiceServer::<AuditServer>::NAME],
+            listener,
+            tls,
+            shutdown,
+        )
+        .await
+        .map_err(|e| Error::Serve(e.to_string()))
     }
 }
 
@@ -94,26 +85,13 @@ pub async fn run_service(
     tls: ServerTls,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let stop = shutdown.child_token();
     let server = AuditServer::new(ledger.clone());
-    let serving = {
-        let stop = stop.clone();
-        async move {
-            let result = server.serve(listener, &tls, stop.clone()).await;
-            stop.cancel();
-            result
-        }
-    };
-    let ingesting = {
-        let stop = stop.clone();
-        async move {
-            let result = ledger.run(bus, sink, stop.clone()).await;
-            stop.cancel();
-            result
-        }
-    };
-    let (served, ingested) = tokio::join!(serving, ingesting);
-    ingested.and(served)
+    hazchem_gateway::run_together(
+        &shutdown,
+        |stop| async move { server.serve(listener, &tls, stop).await },
+        |stop| ledger.run(bus, sink, stop),
+    )
+    .await
 }
 
 fn checkpoint_response(checkpoint: &StoredCheckpoint, origin: &str) -> v1::GetCheckpointResponse {

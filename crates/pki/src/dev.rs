@@ -46,8 +46,10 @@ pub const DEV_CA_COMMON_NAME: &str = "Hazchem Bus development CA — not for pro
 /// Organisation put in every development certificate.
 pub const DEV_ORGANIZATION: &str = "Hazchem Bus (development PKI, not for production)";
 
-/// The service principals that get a client certificate.
-pub const SERVICES: [&str; 7] = [
+/// The service principals that get a client certificate. `gateway` is the identity a gateway in its own
+/// process presents to the credit service it asks to review credit decisions.
+pub const SERVICES: [&str; 8] = [
+    "gateway",
     "ledger",
     "credit",
     "enforcement",

@@ -26,7 +26,7 @@ async fn smoke_profile_runs_every_measurement() {
             // Everything the run stored, ingested and verified.
             assert_eq!(ledger.append.events, 3 * 720 + 100, "{ledger:?}");
             assert_eq!(ledger.verify.events, ledger.append.events);
-            assert!(report.headline.end_to_end_seconds.is_some());
+            assert!(report.headlines[0].end_to_end_seconds.is_some());
         }
         None => assert!(!report.ledger_note.is_empty()),
     }
@@ -35,4 +35,6 @@ async fn smoke_profile_runs_every_measurement() {
     assert!(table.contains("10.97 million"), "{table}");
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["ingest"][0]["sync_interval"], "default");
+    assert_eq!(report.headlines.len(), 1);
+    assert_eq!(json["headlines"][0]["sync_interval"], "default");
 }

@@ -633,7 +633,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = DevPki::generate(dir.path()).unwrap();
         let files = all_files(&first);
-        assert_eq!(files.len(), 7 + 2 * 17 + 9);
+        let principals = Department::ALL.len() + SERVICES.len() + 1;
+        assert_eq!(files.len(), 7 + 2 * principals + Department::ALL.len());
         for f in &files {
             assert!(first.written().contains(f), "not written: {}", f.display());
         }

@@ -50,42 +50,29 @@ pub enum AuditCommand {
 /// other commands' connection, except that the client key is `--client-key`: `--key` is the ledger's
 /// public key here.
 #[derive(Debug, Clone, Args)]
+#[command(mut_arg("endpoint", |a| a
+    .long("ledger")
+    .env("HAZCHEM_LEDGER")
+    .default_value("https://localhost:7444")
+    .help("The ledger's audit service")))]
+#[command(mut_arg("client_key", |a| a
+    .long("client-key")
+    .env("HAZCHEM_CLIENT_KEY")))]
+#[command(mut_arg("principal", |a| a
+    .help("Act as this principal, with its certificate from the development PKI in --data-dir: \
+           `auditor` (the default), `auditor:<name>`, a department code or `service:<name>`")))]
 pub struct LedgerConnection {
-    /// The ledger's audit service.
-    #[arg(long, env = "HAZCHEM_LEDGER", default_value = "https://localhost:7444")]
-    pub ledger: String,
-    /// Act as this principal, with its certificate from the development PKI in --data-dir: `auditor`
-    /// (the default), `auditor:<name>`, a department code or `service:<name>`.
-    #[arg(long = "as", env = "HAZCHEM_AS", value_name = "PRINCIPAL")]
-    pub principal: Option<String>,
-    /// The development data directory (where `hazchem dev` wrote its PKI).
-    #[arg(long, env = "HAZCHEM_DATA_DIR", default_value = ".hazchem")]
-    pub data_dir: PathBuf,
-    /// CA certificate (PEM) to trust, instead of the development CA.
-    #[arg(long, env = "HAZCHEM_CA", requires_all = ["cert", "client_key"])]
-    pub ca: Option<PathBuf>,
-    /// Client certificate (PEM), instead of --as.
-    #[arg(long, env = "HAZCHEM_CERT", requires_all = ["ca", "client_key"])]
-    pub cert: Option<PathBuf>,
-    /// Client private key (PEM), instead of --as.
-    #[arg(long, env = "HAZCHEM_CLIENT_KEY", requires_all = ["ca", "cert"])]
-    pub client_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub connection: Connection,
 }
 
 impl LedgerConnection {
+    /// A client of the audit service, as the development auditor unless told otherwise.
     async fn client(&self) -> Result<AuditServiceClient<Channel>> {
-        let principal = match (&self.principal, &self.cert) {
-            (None, None) => Some("auditor".to_owned()),
-            (principal, _) => principal.clone(),
-        };
-        let connection = Connection {
-            endpoint: self.ledger.clone(),
-            principal,
-            data_dir: self.data_dir.clone(),
-            ca: self.ca.clone(),
-            cert: self.cert.clone(),
-            key: self.client_key.clone(),
-        };
+        let mut connection = self.connection.clone();
+        if connection.principal.is_none() && connection.cert.is_none() {
+            connection.principal = Some("auditor".to_owned());
+        }
         Ok(
             AuditServiceClient::new(connection.channel().await?)
                 .max_decoding_message_size(64 << 20),
@@ -94,7 +81,7 @@ impl LedgerConnection {
 
     /// The trusted key: `--key`, or the development PKI's `ledger.pub`.
     fn key(&self, key: Option<&Path>) -> Result<VerifierKey> {
-        load_key(key, &self.data_dir)
+        load_key(key, &self.connection.data_dir)
     }
 }
 
@@ -408,7 +395,10 @@ async fn verify_command(args: VerifyArgs) -> Result<()> {
     } else {
         let mut client = args.ledger.client().await?;
         let note = get_checkpoint(&mut client, args.fresh).await?;
-        println!("checking {} trusting only {key}", args.ledger.ledger);
+        println!(
+            "checking {} trusting only {key}",
+            args.ledger.connection.endpoint
+        );
         (
             verify_online(&mut client, key, &note, since.as_deref()).await?,
             note,

@@ -32,14 +32,14 @@ pub struct Connection {
     #[arg(long, env = "HAZCHEM_DATA_DIR", default_value = ".hazchem")]
     pub data_dir: PathBuf,
     /// CA certificate (PEM) to trust, instead of the development CA.
-    #[arg(long, env = "HAZCHEM_CA", requires_all = ["cert", "key"])]
+    #[arg(long, env = "HAZCHEM_CA", requires_all = ["cert", "client_key"])]
     pub ca: Option<PathBuf>,
     /// Client certificate (PEM), instead of --as.
-    #[arg(long, env = "HAZCHEM_CERT", requires_all = ["ca", "key"])]
+    #[arg(long, env = "HAZCHEM_CERT", requires_all = ["ca", "client_key"])]
     pub cert: Option<PathBuf>,
     /// Client private key (PEM), instead of --as.
-    #[arg(long, env = "HAZCHEM_KEY", requires_all = ["ca", "cert"])]
-    pub key: Option<PathBuf>,
+    #[arg(long = "key", value_name = "KEY", env = "HAZCHEM_KEY", requires_all = ["ca", "cert"])]
+    pub client_key: Option<PathBuf>,
 }
 
 impl Connection {
@@ -48,7 +48,7 @@ impl Connection {
     }
 
     fn tls(&self) -> Result<ClientTls> {
-        if let (Some(ca), Some(cert), Some(key)) = (&self.ca, &self.cert, &self.key) {
+        if let (Some(ca), Some(cert), Some(key)) = (&self.ca, &self.cert, &self.client_key) {
             return Ok(ClientTls::from_files(ca, cert, key)?);
         }
         let Some(principal) = self.dev_principal()? else {

@@ -3,7 +3,6 @@
 //! past instant. Output is text for people, or canonical protobuf JSON with `--json`.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
@@ -33,30 +32,13 @@ pub enum CreditCommand {
 
 /// Where the credit service is and who we are.
 #[derive(Debug, Clone, Args)]
+#[command(mut_arg("endpoint", |a| a
+    .env("HAZCHEM_CREDIT_ENDPOINT")
+    .default_value("https://localhost:7445")
+    .help("The credit service's address")))]
 pub struct CreditConnection {
-    /// The credit service's address.
-    #[arg(
-        long,
-        env = "HAZCHEM_CREDIT_ENDPOINT",
-        default_value = "https://localhost:7445"
-    )]
-    pub endpoint: String,
-    /// Act as this principal, with its certificate from the development PKI in --data-dir: a department
-    /// code (emergency, psb, transport, ...), `service:<name>` or `auditor`.
-    #[arg(long = "as", env = "HAZCHEM_AS", value_name = "PRINCIPAL")]
-    pub principal: Option<String>,
-    /// The development data directory (where `hazchem dev` wrote its PKI).
-    #[arg(long, env = "HAZCHEM_DATA_DIR", default_value = ".hazchem")]
-    pub data_dir: PathBuf,
-    /// CA certificate (PEM) to trust, instead of the development CA.
-    #[arg(long, env = "HAZCHEM_CA", requires_all = ["cert", "key"])]
-    pub ca: Option<PathBuf>,
-    /// Client certificate (PEM), instead of --as.
-    #[arg(long, env = "HAZCHEM_CERT", requires_all = ["ca", "key"])]
-    pub cert: Option<PathBuf>,
-    /// Client private key (PEM), instead of --as.
-    #[arg(long, env = "HAZCHEM_KEY", requires_all = ["ca", "cert"])]
-    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub connection: Connection,
     /// Print the response as canonical protobuf JSON.
     #[arg(long)]
     pub json: bool,
@@ -64,20 +46,12 @@ pub struct CreditConnection {
 
 impl CreditConnection {
     async fn client(&self) -> Result<CreditServiceClient<tonic::transport::Channel>> {
-        let connection = Connection {
-            endpoint: self.endpoint.clone(),
-            principal: self.principal.clone(),
-            data_dir: self.data_dir.clone(),
-            ca: self.ca.clone(),
-            cert: self.cert.clone(),
-            key: self.key.clone(),
-        };
-        Ok(CreditServiceClient::new(connection.channel().await?))
+        Ok(CreditServiceClient::new(self.connection.channel().await?))
     }
 
     /// The department we act as, if --as names one.
     fn department(&self) -> Option<hazchem_domain::Department> {
-        match self.principal.as_deref().map(parse_principal) {
+        match self.connection.principal.as_deref().map(parse_principal) {
             Some(Ok(Principal::Department(d))) => Some(d),
             _ => None,
         }

@@ -143,3 +143,15 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
 fn default_data_dir() -> PathBuf {
     PathBuf::from(".hazchem")
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// Every subcommand's arguments are consistent (unique ids and flags, valid requirements); clap
+    /// otherwise reports such mistakes only when that subcommand is run.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

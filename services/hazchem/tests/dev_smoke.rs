@@ -1,6 +1,7 @@
 //! The README's path, as a process: `hazchem dev` (run from the workspace root, as the README says)
 //! prints how to publish an event and follow the record; the commands it prints, run exactly as
-//! printed, publish an event and show it in `hazchem tail`; the metrics endpoint counts it.
+//! printed, publish an event and show it in `hazchem tail`; the credit, enforcement and audit commands it
+//! prints answer; the metrics endpoint counts it.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -42,6 +43,41 @@ fn json_lines(bytes: &[u8]) -> Vec<Value> {
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line: {l:?}: {e}")))
+        .collect()
+}
+
+/// Runs a printed command that must succeed; its JSON lines.
+fn run_ok(printed: &[String]) -> Vec<Value> {
+    let output = run(printed);
+    assert!(
+        output.status.success(),
+        "{printed:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    json_lines(&output.stdout)
+}
+
+/// The command the banner prints in parentheses after `marker`, split on whitespace.
+fn printed_in(lines: &[String], marker: &str) -> Vec<String> {
+    let line = lines
+        .iter()
+        .find(|l| l.contains(marker))
+        .unwrap_or_else(|| panic!("no {marker:?} in the banner:\n{}", lines.join("\n")));
+    let (_, rest) = line.split_once(marker).expect("found");
+    let (command, _) = rest.split_once(')').expect("a closing parenthesis");
+    command.split_whitespace().map(str::to_owned).collect()
+}
+
+/// The command on the line after the banner line containing `marker`, split on whitespace.
+fn after(lines: &[String], marker: &str) -> Vec<String> {
+    let at = lines
+        .iter()
+        .position(|l| l.contains(marker))
+        .unwrap_or_else(|| panic!("no {marker:?} in the banner:\n{}", lines.join("\n")));
+    lines[at + 1]
+        .split_whitespace()
+        .map(str::to_owned)
         .collect()
 }
 
@@ -184,6 +220,31 @@ fn the_commands_hazchem_dev_prints_publish_and_tail_an_event() {
     assert_eq!(
         refusal["error"]["errorInfo"]["reason"],
         "DEPARTMENT_MISMATCH"
+    );
+
+    // The other commands the banner prints work as printed: the credit registry has nothing on the
+    // licence holder, there are no joint tasks, and the whole record verifies against the ledger's
+    // signed checkpoint.
+    let holder = "91320623MA1P8RK2X8";
+    let mut check = printed_in(&banner.lines, "(credit registry: ");
+    for arg in &mut check {
+        if arg == "<uscc>" {
+            holder.clone_into(arg);
+        }
+    }
+    check.push("--json".into());
+    // No active listing and no measure: the empty answer.
+    assert_eq!(run_ok(&check), [serde_json::json!({})]);
+    let mut list = printed_in(&banner.lines, "(joint tasks: ");
+    list.push("--json".into());
+    run_ok(&list);
+    let verify = after(&banner.lines, "verify the whole record");
+    let verified = run(&verify);
+    assert!(
+        verified.status.success(),
+        "audit verify failed: {}\n{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
     );
 
     // The metrics endpoint counts what happened.

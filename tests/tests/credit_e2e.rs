@@ -17,7 +17,7 @@ use hazchem_credit::registry::{add_months, conflict_warning_id, expiry_event_id}
 use hazchem_credit::{Credit, CreditConfig, CreditGuard, CreditServer, RemoteCreditGuard};
 use hazchem_domain::{Department, Uscc};
 use hazchem_gateway::{EventGuard, EventSink, GatewayConfig, Metrics, Publisher};
-use hazchem_pki::{Principal, ServerTls};
+use hazchem_pki::Principal;
 use hazchem_proto::v1;
 use hazchem_proto::v1::credit_service_client::CreditServiceClient;
 use hazchem_tests::{
@@ -52,7 +52,7 @@ impl CreditProcess {
         let credit = Credit::open(&config, hazchem_admission::Policy::default_policy()).unwrap();
         let shutdown = CancellationToken::new();
         let files = pki.server_tls_files();
-        let tls = ServerTls::from_files(&files.cert, &files.key, &files.client_ca).unwrap();
+        let tls = files.load().unwrap();
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = CreditServer::new(credit.clone());

@@ -161,11 +161,7 @@ impl CreditConfig {
             .tls
             .as_ref()
             .ok_or_else(|| crate::Error::Config("credit.tls is required".into()))?;
-        Ok(hazchem_pki::ServerTls::from_files(
-            &files.cert,
-            &files.key,
-            &files.client_ca,
-        )?)
+        Ok(files.load()?)
     }
 
     /// Also requires what serving needs (TLS).

@@ -18,6 +18,13 @@ pub struct ServerTlsFiles {
     pub client_ca: PathBuf,
 }
 
+impl ServerTlsFiles {
+    /// Reads the three files.
+    pub fn load(&self) -> Result<hazchem_pki::ServerTls, hazchem_pki::PkiError> {
+        hazchem_pki::ServerTls::from_files(&self.cert, &self.key, &self.client_ca)
+    }
+}
+
 /// Configuration of the gateway service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

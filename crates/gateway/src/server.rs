@@ -32,7 +32,7 @@ impl Gateway {
     ) -> Result<Self> {
         config.validate().map_err(Error::Config)?;
         let tls_files = config.tls.as_ref().expect("validated");
-        let tls = ServerTls::from_files(&tls_files.cert, &tls_files.key, &tls_files.client_ca)?;
+        let tls = tls_files.load()?;
         let subscriptions = Subscriptions::new(
             publisher.bus().clone(),
             publisher.admission_arc(),

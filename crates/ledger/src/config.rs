@@ -71,11 +71,7 @@ impl LedgerConfig {
             .tls
             .as_ref()
             .ok_or_else(|| crate::Error::Config("ledger.tls is required".into()))?;
-        Ok(hazchem_pki::ServerTls::from_files(
-            &files.cert,
-            &files.key,
-            &files.client_ca,
-        )?)
+        Ok(files.load()?)
     }
 
     /// Checks what serde cannot; the message names the setting.

@@ -182,7 +182,7 @@ impl EmbeddedBus {
     pub async fn open(dir: &Path) -> Result<EmbeddedBus> {
         let dir = dir.to_path_buf();
         let path = dir.clone();
-        let db = tokio::task::spawn_blocking(move || sled::Config::new().path(path).open())
+        let db = tokio::task::spawn_blocking(move || crate::open_sled(&path))
             .await
             .map_err(|_| Error::Cancelled)??;
         let log = db.open_tree("log")?;

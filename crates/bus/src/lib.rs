@@ -283,3 +283,28 @@ impl Bus {
         }
     }
 }
+
+/// Opens (creating) the sled database in `dir`: the one way every Hazchem store opens sled.
+///
+/// sled takes an exclusive lock on its files, and releases it only once its background threads have
+/// let go of a database that was just closed, a moment after the last handle dropped. A service that
+/// stops and starts again in one process (a restart, a rebuild) would then see "could not acquire
+/// lock". So a lock held by someone else is waited for, up to [`SLED_LOCK_WAIT`]; if another process
+/// really holds it, the error after that names the path.
+pub fn open_sled(dir: &std::path::Path) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + SLED_LOCK_WAIT;
+    loop {
+        match sled::Config::new().path(dir).open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened => return opened,
+        }
+    }
+}
+
+/// How long [`open_sled`] waits for a lock on the database.
+pub const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);

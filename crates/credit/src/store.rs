@@ -52,7 +52,7 @@ impl CreditStore {
     /// cleared (it is rebuilt from the stream).
     pub fn open(dir: &Path, rules_fingerprint: &str) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let db = sled::Config::new().path(dir).open()?;
+        let db = hazchem_bus::open_sled(dir)?;
         let store = CreditStore {
             db,
             dir: dir.to_owned(),

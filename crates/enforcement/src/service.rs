@@ -505,7 +505,7 @@ mod tests {
         };
         let registers = Registers::default_registers();
         {
-            let db = sled::open(&config.store).unwrap();
+            let db = hazchem_bus::open_sled(&config.store).unwrap();
             db.insert(b"m/version", b"1").unwrap();
             db.insert(b"t/broken", b"{not json").unwrap();
             db.insert(b"m/applied", &7u64.to_be_bytes()).unwrap();

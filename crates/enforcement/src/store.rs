@@ -52,7 +52,7 @@ impl Store {
     /// Opens (creating) the store in `path`.
     pub fn open(path: &Path) -> Result<Store> {
         std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
-        let db = sled::Config::new().path(path).open()?;
+        let db = hazchem_bus::open_sled(path)?;
         match db.get(VERSION_KEY)? {
             None => {
                 db.insert(VERSION_KEY, VERSION)?;

@@ -143,7 +143,7 @@ impl LedgerStore {
     /// Opens (creating) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let db = sled::Config::new().path(dir).open()?;
+        let db = hazchem_bus::open_sled(dir)?;
         let mut upper = Vec::new();
         for level in CACHED_LEVEL..64 {
             let mut hashes = Vec::new();

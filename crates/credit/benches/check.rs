@@ -26,7 +26,7 @@ use hazchem_credit::registry::{
 };
 use hazchem_credit::{Credit, CreditConfig, CreditServer};
 use hazchem_domain::{Department, Uscc};
-use hazchem_pki::{DevPki, Principal, ServerTls};
+use hazchem_pki::{DevPki, Principal};
 use hazchem_proto::v1;
 use hazchem_proto::v1::credit_service_client::CreditServiceClient;
 use tokio_util::sync::CancellationToken;
@@ -287,7 +287,7 @@ fn main() {
         );
 
         let pki = DevPki::generate(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("credit-bench-pki")).unwrap();
-        let tls = ServerTls::from_files(&pki.server_cert_path(), &pki.server_key_path(), &pki.ca_cert_path()).unwrap();
+        let tls = pki.server_tls().unwrap();
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();

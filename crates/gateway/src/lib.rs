@@ -28,6 +28,6 @@ pub use grpc::MAX_BATCH;
 pub use guard::EventGuard;
 pub use metrics::Metrics;
 pub use publish::{Accepted, Publisher, timestamp};
-pub use server::{Gateway, incoming, run_together, serve_grpc};
+pub use server::{Gateway, run_together, serve_grpc};
 pub use sink::EventSink;
 pub use subscribe::{EventFilter, SubscriptionStream, Subscriptions};

@@ -138,7 +138,7 @@ where
 /// Accepted connections of a gRPC listener, with `TCP_NODELAY`: a unary response is written as more than
 /// one segment, and without it Nagle's algorithm holds the last one until the client's delayed ACK (about
 /// 40 ms a call). tonic sets it only on listeners it binds itself. Every service serves through this.
-pub fn incoming(
+fn incoming(
     listener: TcpListener,
 ) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
     use futures::StreamExt as _;

@@ -106,6 +106,19 @@ impl CreditGuard {
     }
 }
 
+/// The department deciding a credit listing: only departments do.
+fn deciding_department(principal: &Principal) -> Result<Department, Status> {
+    principal.department().ok_or_else(|| {
+        status::denied(
+            "NOT_A_DEPARTMENT",
+            format!(
+                "{} is not a department: only departments decide credit listings",
+                principal.uri()
+            ),
+        )
+    })
+}
+
 #[tonic::async_trait]
 impl EventGuard for CreditGuard {
     fn tokens(&self) -> &[&'static str] {
@@ -118,15 +131,7 @@ impl EventGuard for CreditGuard {
         event: &v1::Event,
         up_to: u64,
     ) -> Result<(), Status> {
-        let Some(department) = principal.department() else {
-            return Err(status::denied(
-                "NOT_A_DEPARTMENT",
-                format!(
-                    "{} is not a department: only departments decide credit listings",
-                    principal.uri()
-                ),
-            ));
-        };
+        let department = deciding_department(principal)?;
         review_event(&self.credit, department, event, up_to).await
     }
 }
@@ -178,15 +183,7 @@ impl EventGuard for RemoteCreditGuard {
         event: &v1::Event,
         up_to: u64,
     ) -> Result<(), Status> {
-        let Some(department) = principal.department() else {
-            return Err(status::denied(
-                "NOT_A_DEPARTMENT",
-                format!(
-                    "{} is not a department: only departments decide credit listings",
-                    principal.uri()
-                ),
-            ));
-        };
+        let department = deciding_department(principal)?;
         let mut request = Request::new(v1::ReviewDecisionRequest {
             event: event.encode_to_vec(),
             department: v1::Department::from(department) as i32,

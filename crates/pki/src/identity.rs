@@ -192,8 +192,9 @@ pub fn principal_of<T>(req: &tonic::Request<T>) -> Result<Principal, AuthError> 
 /// A tonic interceptor: authenticates the caller and stores its [`Principal`] in the request
 /// extensions, where handlers find it with `req.extensions().get::<Principal>()`.
 ///
-/// ```ignore
-/// let svc = InterceptedService::new(MyServer::new(svc), hazchem_pki::auth_interceptor);
+/// ```
+/// // Wraps every service of a tonic server: `Server::builder().layer(authenticated)`.
+/// let authenticated = tonic::service::InterceptorLayer::new(hazchem_pki::auth_interceptor);
 /// ```
 pub fn auth_interceptor(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
     let principal = authenticate(&req)?;

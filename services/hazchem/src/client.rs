@@ -42,6 +42,10 @@ pub struct Connection {
     pub client_key: Option<PathBuf>,
 }
 
+/// The options that replace the development PKI, as the error messages name them.
+const CERTIFICATE_FILES: &str =
+    "--ca, --cert and the client key (--key; --client-key in `hazchem audit`)";
+
 impl Connection {
     fn dev_principal(&self) -> Result<Option<Principal>> {
         self.principal.as_deref().map(parse_principal).transpose()
@@ -52,11 +56,11 @@ impl Connection {
             return Ok(ClientTls::from_files(ca, cert, key)?);
         }
         let Some(principal) = self.dev_principal()? else {
-            bail!("say who you are: --as <department> (development PKI) or --ca, --cert and --key");
+            bail!("say who you are: --as <department> (development PKI), or {CERTIFICATE_FILES}");
         };
         let pki = DevPki::load(&self.data_dir.join("pki")).with_context(|| {
             format!(
-                "no development PKI in {}: start `hazchem dev` first, or pass --ca, --cert and --key",
+                "no development PKI in {}: start `hazchem dev` first, or pass {CERTIFICATE_FILES}",
                 self.data_dir.display()
             )
         })?;

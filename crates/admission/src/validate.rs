@@ -152,7 +152,7 @@ const NO_RULES: FieldRules = FieldRules {
 
 /// Field full name → rules, read once from the contract's `(hazchem.v1.rules)` options.
 static RULES: LazyLock<HashMap<String, FieldRules>> =
-    LazyLock::new(|| rules_in(hazchem_proto::pool()));
+    LazyLock::new(|| rules_in(&hazchem_proto::pool()));
 
 fn rules_in(pool: &DescriptorPool) -> HashMap<String, FieldRules> {
     let Some(extension) = pool.get_extension_by_name(RULES_EXTENSION) else {

@@ -1,8 +1,6 @@
 //! The contract at run time: the descriptor pool, the event types it defines, and the canonical protobuf
 //! JSON mapping (used by the CLI, which reads and writes events as JSON).
 
-use std::sync::LazyLock;
-
 use prost::Message;
 
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, OneofDescriptor};
@@ -16,23 +14,33 @@ pub const SPEC_VERSION: &str = "1.0";
 /// CloudEvents `datacontenttype` of every event.
 pub const DATA_CONTENT_TYPE: &str = "application/protobuf";
 
-static POOL: LazyLock<DescriptorPool> = LazyLock::new(|| {
-    DescriptorPool::decode(crate::FILE_DESCRIPTOR_SET).expect("the compiled descriptor set decodes")
-});
+thread_local! {
+    /// Each thread decodes its own copy of the contract. Every descriptor holds a reference count on its
+    /// pool, and decoding or walking a message takes and drops descriptors by the hundred: with one pool
+    /// shared by every thread, that count is one cache line all cores fight over, and admitting events
+    /// got slower with each thread added (`cargo bench -p hazchem-admission --bench admit`).
+    static POOL: DescriptorPool = DescriptorPool::decode(crate::FILE_DESCRIPTOR_SET)
+        .expect("the compiled descriptor set decodes");
+    static EVENT: MessageDescriptor = POOL.with(|pool| {
+        pool.get_message_by_name("hazchem.v1.Event")
+            .expect("hazchem.v1.Event is in the contract")
+    });
+}
 
-/// Every message, enum, service and option of the contract.
-pub fn pool() -> &'static DescriptorPool {
-    &POOL
+/// Every message, enum, service and option of the contract (this thread's copy: keep descriptors and
+/// dynamic messages within the thread that took them).
+pub fn pool() -> DescriptorPool {
+    POOL.with(Clone::clone)
 }
 
 /// The descriptor of a message by its full name, for example "hazchem.v1.Event".
 pub fn message(full_name: &str) -> Option<MessageDescriptor> {
-    POOL.get_message_by_name(full_name)
+    POOL.with(|pool| pool.get_message_by_name(full_name))
 }
 
 /// The descriptor of `hazchem.v1.Event`.
 pub fn event_descriptor() -> MessageDescriptor {
-    message("hazchem.v1.Event").expect("hazchem.v1.Event is in the contract")
+    EVENT.with(Clone::clone)
 }
 
 fn payload_oneof() -> OneofDescriptor {

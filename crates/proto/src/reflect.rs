@@ -27,8 +27,8 @@ thread_local! {
     });
 }
 
-/// Every message, enum, service and option of the contract (this thread's copy: keep descriptors and
-/// dynamic messages within the thread that took them).
+/// Every message, enum, service and option of the contract. This thread's copy: descriptors taken on
+/// different threads describe the same contract but do not compare equal.
 pub fn pool() -> DescriptorPool {
     POOL.with(Clone::clone)
 }

@@ -38,7 +38,6 @@ use hazchem_proto::{
     DATA_CONTENT_TYPE, SPEC_VERSION, TYPE_PREFIX, department_from_i32, event_descriptor, v1,
 };
 use prost::Message as _;
-use prost_reflect::DynamicMessage;
 
 use crate::policy::{Policy, licence_kind_name};
 use crate::validate::{self, FieldViolation, IndexKeys, printable};
@@ -338,7 +337,7 @@ impl Admission {
                 format!("the bytes are not an encoded hazchem.v1.Event: {e}"),
             )
         })?;
-        let (token, schema) = payload(bytes, &dynamic)?;
+        let (token, schema) = payload(bytes)?;
 
         // 2. Who may publish it.
         self.authorise(principal, &event, &token)
@@ -635,7 +634,7 @@ fn licence_terms(event: &v1::Event) -> Option<(i32, Option<i32>)> {
 }
 
 /// The event type of the single payload.
-fn payload(bytes: &[u8], dynamic: &DynamicMessage) -> Result<(String, String), Rejection> {
+fn payload(bytes: &[u8]) -> Result<(String, String), Rejection> {
     let present = payload_numbers(bytes);
     if present.len() > 1 {
         let names: Vec<&str> = present
@@ -651,8 +650,8 @@ fn payload(bytes: &[u8], dynamic: &DynamicMessage) -> Result<(String, String), R
             ),
         ));
     }
-    match hazchem_proto::event_type_of(dynamic) {
-        Some(t) => Ok((t.token, t.schema)),
+    match present.first().and_then(|n| PAYLOADS.get(n)) {
+        Some((token, schema)) => Ok((token.clone(), schema.clone())),
         None => Err(Rejection::invalid(
             "payload",
             "required",

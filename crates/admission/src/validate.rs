@@ -15,8 +15,10 @@
 //! (`hazchem_proto::FILE_DESCRIPTOR_SET` currently loses custom options, so the rules come from this
 //! crate's own compilation of `proto/` until it keeps them; see `build.rs`.)
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
+use std::rc::Rc;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -26,7 +28,8 @@ use hazchem_domain::{
 };
 use hazchem_proto::v1;
 use prost_reflect::{
-    DescriptorPool, DynamicMessage, FieldDescriptor, MapKey, ReflectMessage, Value,
+    DescriptorPool, DynamicMessage, FieldDescriptor, MapKey, MessageDescriptor, ReflectMessage,
+    Value,
 };
 
 /// Full name of the field option extension that carries the rules.
@@ -232,6 +235,64 @@ impl Clock {
     }
 }
 
+/// A field of a message type with what the walk needs to know of it, resolved once per thread and
+/// message type rather than at every field visited (descriptor lookups and the rules map cost more than
+/// the checks themselves).
+struct PlannedField {
+    field: FieldDescriptor,
+    rules: &'static FieldRules,
+    in_oneof: bool,
+    shape: Shape,
+}
+
+enum Shape {
+    List,
+    /// A map, with its entries' value field.
+    Map(FieldDescriptor),
+    /// A singular message field.
+    Message,
+    Scalar,
+}
+
+thread_local! {
+    /// Message full name → its fields, planned on first use.
+    static PLANS: RefCell<HashMap<String, Rc<[PlannedField]>>> = RefCell::new(HashMap::new());
+}
+
+fn plan(descriptor: &MessageDescriptor) -> Rc<[PlannedField]> {
+    PLANS.with(|plans| {
+        if let Some(plan) = plans.borrow().get(descriptor.full_name()) {
+            return Rc::clone(plan);
+        }
+        let plan: Rc<[PlannedField]> = descriptor
+            .fields()
+            .map(|field| {
+                let shape = if field.is_map() {
+                    field.kind().as_message().map_or(Shape::Scalar, |entry| {
+                        Shape::Map(entry.map_entry_value_field())
+                    })
+                } else if field.is_list() {
+                    Shape::List
+                } else if field.kind().as_message().is_some() {
+                    Shape::Message
+                } else {
+                    Shape::Scalar
+                };
+                PlannedField {
+                    rules: field_rules(&field).unwrap_or(&NO_RULES),
+                    in_oneof: field.containing_oneof().is_some(),
+                    shape,
+                    field,
+                }
+            })
+            .collect();
+        plans
+            .borrow_mut()
+            .insert(descriptor.full_name().to_owned(), Rc::clone(&plan));
+        plan
+    })
+}
+
 struct Walker {
     /// `None`: only collect index keys.
     clock: Option<Clock>,
@@ -287,44 +348,49 @@ impl Walker {
 
     fn message(&mut self, message: &DynamicMessage) {
         let descriptor = message.descriptor();
-        for field in descriptor.fields() {
-            let present = message.has_field(&field);
-            if field.containing_oneof().is_some() && !present {
+        for planned in plan(&descriptor).iter() {
+            let field = &planned.field;
+            let present = message.has_field(field);
+            if planned.in_oneof && !present {
                 continue;
             }
-            let rules = field_rules(&field).unwrap_or(&NO_RULES);
+            let rules = planned.rules;
             let mark = self.enter(field.name());
-            if field.is_list() {
-                let value = message.get_field(&field);
-                let items = value.as_list().unwrap_or_default();
-                self.collection(rules, items.len());
-                for (i, item) in items.iter().enumerate() {
-                    let item_mark = self.path.len();
-                    let _ = write!(self.path, "[{i}]");
-                    self.value(&field, rules, item, message, false);
-                    self.path.truncate(item_mark);
-                }
-            } else if field.is_map() {
-                let value = message.get_field(&field);
-                if let (Some(map), Some(entry)) = (value.as_map(), field.kind().as_message()) {
-                    self.collection(rules, map.len());
-                    let value_field = entry.map_entry_value_field();
-                    let mut entries: Vec<(&MapKey, &Value)> = map.iter().collect();
-                    entries.sort_by(|a, b| a.0.cmp(b.0));
-                    for (key, item) in entries {
+            match &planned.shape {
+                Shape::List => {
+                    let value = message.get_field(field);
+                    let items = value.as_list().unwrap_or_default();
+                    self.collection(rules, items.len());
+                    for (i, item) in items.iter().enumerate() {
                         let item_mark = self.path.len();
-                        let _ = write!(self.path, "[{}]", map_key(key));
-                        self.value(&value_field, rules, item, message, false);
+                        let _ = write!(self.path, "[{i}]");
+                        self.value(field, rules, item, message, false);
                         self.path.truncate(item_mark);
                     }
                 }
-            } else if field.kind().as_message().is_some() && !present {
-                if rules.required {
-                    self.violation("required", "required: must be set");
+                Shape::Map(value_field) => {
+                    let value = message.get_field(field);
+                    if let Some(map) = value.as_map() {
+                        self.collection(rules, map.len());
+                        let mut entries: Vec<(&MapKey, &Value)> = map.iter().collect();
+                        entries.sort_by(|a, b| a.0.cmp(b.0));
+                        for (key, item) in entries {
+                            let item_mark = self.path.len();
+                            let _ = write!(self.path, "[{}]", map_key(key));
+                            self.value(value_field, rules, item, message, false);
+                            self.path.truncate(item_mark);
+                        }
+                    }
                 }
-            } else {
-                let value = message.get_field(&field);
-                self.value(&field, rules, &value, message, true);
+                Shape::Message if !present => {
+                    if rules.required {
+                        self.violation("required", "required: must be set");
+                    }
+                }
+                Shape::Message | Shape::Scalar => {
+                    let value = message.get_field(field);
+                    self.value(field, rules, &value, message, true);
+                }
             }
             self.path.truncate(mark);
         }

@@ -11,7 +11,8 @@
 //! While walking, it collects the index keys subscription filters match on: every valid USCC, CAS number
 //! and batch code anywhere in the message ([`IndexKeys`]).
 //!
-//! The rules are read from the descriptor pool once, into a map from field full name to [`FieldRules`].
+//! The rules are read from the descriptor pool once, into a map from field full name to [`FieldRules`];
+//! each thread resolves a message type's fields and their rules once, on first use (its plan).
 //! (`hazchem_proto::FILE_DESCRIPTOR_SET` currently loses custom options, so the rules come from this
 //! crate's own compilation of `proto/` until it keeps them; see `build.rs`.)
 

@@ -17,15 +17,16 @@
 //!
 //! The figure is the ratio admit/decode of one run; absolute rates move with the machine's load.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use hazchem_admission::{Admission, Limits, Policy};
-use hazchem_domain::Department;
-use hazchem_pki::{KeyRegistry, Principal, SigningKey};
-use hazchem_proto::{department_from_i32, v1};
+use hazchem_admission::Policy;
+use hazchem_pki::Principal;
+use hazchem_proto::v1;
 use prost::Message;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 const ROUND_TIME: Duration = Duration::from_secs(3);
 
@@ -34,42 +35,24 @@ struct Item {
     signed: v1::SignedEvent,
 }
 
-/// Every fixture, as its publisher would send it.
-fn corpus(policy: &Policy, keys: &[(Department, SigningKey)]) -> Vec<Item> {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/events"
-    ));
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("the shared fixtures")
-        .map(|e| e.expect("a directory entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
+/// Every fixture, as its publisher would send it: signed where the policy requires it.
+fn corpus(policy: &Policy) -> Vec<Item> {
+    let files = common::fixtures();
+    assert!(!files.is_empty(), "no fixtures in tests/fixtures/events");
     files
         .iter()
         .map(|path| {
             let token = path.file_stem().and_then(|s| s.to_str()).expect("a token");
             let json = std::fs::read_to_string(path).expect("a fixture");
             let event: v1::Event = hazchem_proto::from_json(&json).expect("a hazchem.v1.Event");
-            let principal = match department_from_i32(event.department) {
-                Ok(d) => Principal::Department(d),
-                Err(_) => ["ledger", "credit", "enforcement", "warning"]
-                    .into_iter()
-                    .map(|s| Principal::Service(s.to_owned()))
-                    .find(|p| policy.may_publish(p, token))
-                    .expect("a service publishes it"),
-            };
+            let principal = common::publisher(policy, &event, token);
             let bytes = event.encode_to_vec();
             let signature = principal
                 .department()
                 .filter(|d| policy.signature_required(*d, token))
-                .map(|d| {
-                    let key = &keys.iter().find(|(k, _)| *k == d).expect("a key").1;
-                    v1::OriginSignature {
-                        key_id: d.code().to_owned(),
-                        signature: key.sign(&bytes).to_vec(),
-                    }
+                .map(|d| v1::OriginSignature {
+                    key_id: d.code().to_owned(),
+                    signature: common::signing_key(d).sign(&bytes).to_vec(),
                 });
             Item {
                 principal,
@@ -109,17 +92,8 @@ fn rate(threads: usize, corpus: &[Item], work: &(dyn Fn(&Item) -> bool + Sync)) 
 }
 
 fn main() {
-    let policy = Policy::default_policy();
-    let keys: Vec<(Department, SigningKey)> = Department::ALL
-        .into_iter()
-        .map(|d| (d, SigningKey::generate()))
-        .collect();
-    let mut registry = KeyRegistry::new();
-    for (d, key) in &keys {
-        registry.insert(*d, key.public_key());
-    }
-    let corpus = corpus(&policy, &keys);
-    let admission = Admission::new(policy, registry, Limits::default());
+    let corpus = corpus(&Policy::default_policy());
+    let admission = common::admission();
     let now = Utc::now();
     let bytes: usize = corpus.iter().map(|i| i.signed.event.len()).sum();
     let signed = corpus

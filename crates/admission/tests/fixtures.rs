@@ -3,43 +3,11 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use chrono::Utc;
-use common::{admission, signing_key};
+use common::{admission, fixtures, publisher, signing_key};
 use hazchem_admission::Policy;
-use hazchem_pki::Principal;
-use hazchem_proto::{department_from_i32, v1};
+use hazchem_proto::v1;
 use prost::Message as _;
-
-fn fixtures() -> Vec<PathBuf> {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/events"
-    ));
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    files
-}
-
-/// The department named in the event, or the service the policy lets publish its type.
-fn publisher(policy: &Policy, event: &v1::Event, token: &str) -> Principal {
-    if let Ok(d) = department_from_i32(event.department) {
-        return Principal::Department(d);
-    }
-    ["ledger", "credit", "enforcement", "warning"]
-        .into_iter()
-        .map(|s| Principal::Service(s.to_owned()))
-        .find(|p| policy.may_publish(p, token))
-        .unwrap_or_else(|| panic!("no service publishes {token}"))
-}
 
 #[test]
 fn every_fixture_is_admitted_for_its_own_publisher() {

@@ -3,13 +3,14 @@
 
 #![allow(dead_code)]
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hazchem_admission::{Admission, Limits, Policy, Rejection, field_rules};
 use hazchem_domain::Department;
 use hazchem_pki::{KeyRegistry, Principal, SigningKey};
-use hazchem_proto::{DATA_CONTENT_TYPE, SPEC_VERSION, TYPE_PREFIX, v1};
+use hazchem_proto::{DATA_CONTENT_TYPE, SPEC_VERSION, TYPE_PREFIX, department_from_i32, v1};
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, Kind, MessageDescriptor, Value};
 
@@ -292,4 +293,34 @@ pub fn tokens() -> Vec<String> {
         .into_iter()
         .map(|t| t.token)
         .collect()
+}
+
+/// The shared JSON fixtures (`tests/fixtures/events/<token>.json`, one per event type), in name order.
+pub fn fixtures() -> Vec<PathBuf> {
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/events"
+    ));
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The department named in the event, or the service the policy lets publish its type.
+pub fn publisher(policy: &Policy, event: &v1::Event, token: &str) -> Principal {
+    if let Ok(d) = department_from_i32(event.department) {
+        return Principal::Department(d);
+    }
+    ["ledger", "credit", "enforcement", "warning"]
+        .into_iter()
+        .map(|s| Principal::Service(s.to_owned()))
+        .find(|p| policy.may_publish(p, token))
+        .unwrap_or_else(|| panic!("no service publishes {token}"))
 }

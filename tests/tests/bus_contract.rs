@@ -225,23 +225,51 @@ async fn contract_duplicate_id_returns_original(kind: Kind) -> Result<()> {
             },
         "{again:?}"
     );
-    // Same id under another publisher and type: still the same event.
-    let elsewhere = bus
-        .publish(event("fire", "incident_report", "dup-1", "x"))
+    // Same id, same publisher, another type: still the same event.
+    let retyped = bus
+        .publish(event("psb", "incident_report", "dup-1", "x"))
         .await?;
     ensure!(
-        elsewhere
+        retyped
             == Ack {
                 sequence: 1,
                 duplicate: true
             },
+        "{retyped:?}"
+    );
+    ensure!(bus.last_sequence().await? == 2, "nothing appended");
+
+    // Ids are scoped by publisher: the same id from another publisher is another event, and its
+    // answer says nothing about psb's.
+    let elsewhere = bus
+        .publish(event("fire", "alarm", "dup-1", "fire's own"))
+        .await?;
+    ensure!(
+        elsewhere
+            == Ack {
+                sequence: 3,
+                duplicate: false
+            },
         "{elsewhere:?}"
     );
-
-    ensure!(bus.last_sequence().await? == 2, "nothing appended");
+    let again = bus
+        .publish(event("fire", "incident_report", "dup-1", "y"))
+        .await?;
+    ensure!(
+        again
+            == Ack {
+                sequence: 3,
+                duplicate: true
+            },
+        "{again:?}"
+    );
+    ensure!(bus.last_sequence().await? == 3);
     let stored = bus.get(1).await?.context("message 1")?;
     ensure!(stored.payload == "original", "{stored:?}");
     ensure!(stored.subject == "hazchem.ev.psb.alarm.dup-1");
+    let fires = bus.get(3).await?.context("message 3")?;
+    ensure!(fires.payload == "fire's own", "{fires:?}");
+    ensure!(fires.publisher() == "fire" && fires.id() == "dup-1");
     Ok(())
 }
 
@@ -253,9 +281,9 @@ async fn contract_concurrent_duplicates_make_one_record(kind: Kind) -> Result<()
         let tasks: Vec<_> = (0..24)
             .map(|i| {
                 let bus = bus.clone();
-                // Different publishers too: the id alone decides.
-                let publisher = ["miit", "psb", "fire"][i % 3];
-                let msg = event(publisher, "alarm", &id, &format!("copy {i}"));
+                // Different types too: the publisher and the id alone decide.
+                let type_token = ["alarm", "incident_report", "waybill_issued"][i % 3];
+                let msg = event("psb", type_token, &id, &format!("copy {i}"));
                 tokio::spawn(async move { bus.publish(msg).await })
             })
             .collect();
@@ -649,7 +677,7 @@ async fn jetstream_duplicate_caught_after_the_window() -> Result<()> {
                 "hazchem.ev.probe.old-1",
                 async_nats::jetstream::message::PublishMessage::build()
                     .payload("probe".into())
-                    .message_id("old-1"),
+                    .message_id(hazchem_bus::dedup_key("msa", "old-1")),
             )
             .await?
             .await?;
@@ -681,23 +709,23 @@ async fn jetstream_duplicate_caught_after_the_window() -> Result<()> {
             },
         "{again:?}"
     );
-    let elsewhere = bus
-        .publish(event("eeb", "discharge", "old-1", "again"))
+    let retyped = bus
+        .publish(event("msa", "discharge", "old-1", "again"))
         .await?;
     ensure!(
-        elsewhere
+        retyped
             == Ack {
                 sequence: 1,
                 duplicate: true
             },
-        "{elsewhere:?}"
+        "{retyped:?}"
     );
     // Concurrent repeats after the window too.
     let tasks: Vec<_> = (0..16)
         .map(|i| {
             let bus = bus.clone();
             tokio::spawn(async move {
-                bus.publish(event("psb", "alarm", "old-1", &format!("{i}")))
+                bus.publish(event("msa", "alarm", "old-1", &format!("{i}")))
                     .await
             })
         })

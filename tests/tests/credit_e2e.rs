@@ -165,6 +165,8 @@ impl World {
             .collect()
     }
 
+    /// Waits for the credit service's event `id` (event ids are scoped by publisher: another
+    /// publisher's event with the same id is not it).
     async fn wait_for_event(&self, id: &str) {
         for _ in 0..300 {
             if self
@@ -173,13 +175,13 @@ impl World {
                 .records()
                 .await
                 .iter()
-                .any(|r| r.event.id == id)
+                .any(|r| r.event.id == id && r.subject.split('.').nth(2) == Some("credit"))
             {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("event {id} never appeared");
+        panic!("the credit service's event {id} never appeared");
     }
 }
 
@@ -413,6 +415,16 @@ async fn scenario(kind: BusKind) {
         (Code::FailedPrecondition, "REPAIR_TOO_EARLY")
     );
     assert_eq!(w.gateway.bus().last_sequence().await, before);
+
+    // A hostile department squats the ids the credit service will use for the conflict warning and the
+    // expiry announcement, before the grant arrives: its events are its own, and change nothing the
+    // credit service publishes.
+    for squatted in [conflict_warning_id("e2e-g1"), expiry_event_id("CL-E2E-2")] {
+        let mut waybill = hazchem_tests::fresh("waybill_issued");
+        waybill.id = squatted.clone();
+        let accepted = w.publish(&waybill).await.unwrap();
+        assert!(!accepted.duplicate, "{squatted}: {accepted:?}");
+    }
 
     // Grants: to the listed E1 (a conflict), to the expired E2 and the unlisted E3 (none).
     let kind_ = v1::LicenceKind::SafetyProduction;

@@ -269,13 +269,13 @@ async fn an_id_reused_with_different_bytes_is_already_exists(kind: BusKind) {
     assert_eq!(info.metadata["event_id"], original.id);
     assert_eq!(info.metadata["sequence"], first.sequence.to_string());
 
-    // Another department, another type, the same id: ids are unique across the whole record.
-    let mut licence = fresh("licence_issued");
-    licence.id = original.id.clone();
+    // The same department, another type, the same id: still the same id.
+    let mut trip = fresh("trip_started");
+    trip.id = original.id.clone();
     let status = gw
-        .publish_event(&licence)
+        .publish_event(&trip)
         .await
-        .expect_err("a reused id is refused whoever sends it");
+        .expect_err("a reused id is refused under any type");
     assert_status(&status, Code::AlreadyExists, &[("id", "id.reused")]);
 
     // The original bytes again are a retry.
@@ -285,6 +285,26 @@ async fn an_id_reused_with_different_bytes_is_already_exists(kind: BusKind) {
         .unwrap();
     assert_eq!((retry.sequence, retry.duplicate), (first.sequence, true));
     assert_eq!(gw.bus().last_sequence().await, first.sequence);
+
+    // Ids are scoped by publisher: another department's event with the same id is its own, and
+    // neither occupies nor learns anything about transport's.
+    let mut licence = fresh("licence_issued");
+    licence.id = original.id.clone();
+    let theirs = gw
+        .publish_event(&licence)
+        .await
+        .expect("another publisher's id is its own");
+    assert_eq!(
+        (theirs.sequence, theirs.duplicate),
+        (first.sequence + 1, false)
+    );
+    let again = gw.publish_event(&licence).await.unwrap();
+    assert_eq!((again.sequence, again.duplicate), (theirs.sequence, true));
+    let retry = gw
+        .publish_as(&dept("transport"), signed(&original, None))
+        .await
+        .unwrap();
+    assert_eq!((retry.sequence, retry.duplicate), (first.sequence, true));
 }
 
 async fn batch_results_come_in_order(kind: BusKind) {

@@ -259,6 +259,7 @@ async fn scenario(kind: BusKind) {
                     stored.event.id.clone(),
                 )),
                 tree_size: 0,
+                publisher: String::new(),
             })
             .await
             .expect("GetInclusionProof by id")
@@ -273,30 +274,70 @@ async fn scenario(kind: BusKind) {
             .get_inclusion_proof(v1::GetInclusionProofRequest {
                 leaf: Some(v1::get_inclusion_proof_request::Leaf::LeafIndex(index)),
                 tree_size: cp1.size,
+                publisher: String::new(),
             })
             .await
             .expect("GetInclusionProof by index")
             .into_inner();
         assert_eq!(by_index, by_id);
     }
-    // Proofs are hashes only: a department may ask too; an unknown id is NOT_FOUND.
+    // A department gets proofs of what it may read; what it may not read is answered as if it did not
+    // exist (by id) or refused (by index), and an unknown id is NOT_FOUND.
     let mut fire = ledger.client(&gateway, &dept("fire")).await;
-    fire.get_inclusion_proof(v1::GetInclusionProofRequest {
-        leaf: Some(v1::get_inclusion_proof_request::Leaf::LeafIndex(0)),
+    let fire_reads = expected_for(&events, &dept("fire"), |e| e.sequence <= cp1.size);
+    let by_index = |index: u64| v1::GetInclusionProofRequest {
+        leaf: Some(v1::get_inclusion_proof_request::Leaf::LeafIndex(index)),
         tree_size: 0,
-    })
-    .await
-    .expect("any authenticated principal may ask for a proof");
+        publisher: String::new(),
+    };
+    let by_id = |id: &str| v1::GetInclusionProofRequest {
+        leaf: Some(v1::get_inclusion_proof_request::Leaf::EventId(id.into())),
+        tree_size: 0,
+        publisher: String::new(),
+    };
+    fire.get_inclusion_proof(by_index(fire_reads[0]))
+        .await
+        .expect("a department may ask for a proof of what it may read");
+    let hidden = events
+        .iter()
+        .find(|e| e.sequence <= cp1.size && !fire_reads.contains(&(e.sequence - 1)))
+        .expect("an event fire may not read (the RESTRICTED inspection)");
+    let refused = fire
+        .get_inclusion_proof(by_index(hidden.sequence - 1))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    let unseen = fire
+        .get_inclusion_proof(by_id(&hidden.event.id))
+        .await
+        .unwrap_err();
+    let missing = fire
+        .get_inclusion_proof(by_id("no-such-event"))
+        .await
+        .unwrap_err();
+    assert_eq!(unseen.code(), tonic::Code::NotFound);
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    assert_eq!(
+        unseen.message().replace(&hidden.event.id, "ID"),
+        missing.message().replace("no-such-event", "ID"),
+        "an event fire may not read is answered exactly as one that does not exist"
+    );
     let missing = client
-        .get_inclusion_proof(v1::GetInclusionProofRequest {
-            leaf: Some(v1::get_inclusion_proof_request::Leaf::EventId(
-                "no-such-event".into(),
-            )),
-            tree_size: 0,
-        })
+        .get_inclusion_proof(by_id("no-such-event"))
         .await
         .unwrap_err();
     assert_eq!(missing.code(), tonic::Code::NotFound);
+
+    // A hostile department squats the ids of the checkpoints to come (the squats themselves grow the log
+    // by SQUATS, so the next checkpoint's size falls in the squatted range): its events are its own, and
+    // the ledger's checkpoints are published all the same.
+    const SQUATS: u64 = 40;
+    for size in cp1.size + SQUATS..cp1.size + 2 * SQUATS {
+        let mut waybill = fresh("waybill_issued");
+        waybill.id = hazchem_ledger::checkpoint_event_id(&cp1.origin, size);
+        let accepted = gateway.publish_event(&waybill).await.unwrap();
+        assert!(!accepted.duplicate);
+    }
 
     // More events, and the checkpoint event itself, land in the log; a second checkpoint is consistent
     // with the first.
@@ -311,7 +352,7 @@ async fn scenario(kind: BusKind) {
     while !stored_events(gateway.bus().bus())
         .await
         .iter()
-        .any(|e| e.event.id == checkpoint_event)
+        .any(|e| e.event.id == checkpoint_event && e.subject.starts_with("hazchem.ev.ledger."))
     {
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -323,6 +364,59 @@ async fn scenario(kind: BusKind) {
     let (note2, cp2) = checkpoint(&mut client, &key, true).await;
     assert!(cp2.size >= caught_up);
     assert!(cp2.size > cp1.size + 5);
+    assert!(
+        (cp1.size + SQUATS..cp1.size + 2 * SQUATS).contains(&cp2.size),
+        "the second checkpoint's id was squatted: {} in {}..{}",
+        cp2.size,
+        cp1.size + SQUATS,
+        cp1.size + 2 * SQUATS
+    );
+    let squatted = hazchem_ledger::checkpoint_event_id(&cp2.origin, cp2.size);
+    let deadline = tokio::time::Instant::now() + ARRIVE;
+    while !stored_events(gateway.bus().bus())
+        .await
+        .iter()
+        .any(|e| e.event.id == squatted && e.subject.starts_with("hazchem.ev.ledger."))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the checkpoint whose id was squatted was not published"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let covering = ledger.catch_up(&gateway).await;
+    // The same id from two publishers: asked by id alone, the auditor is told to name the publisher;
+    // named, each publisher's event has its own proof.
+    let ambiguous = client
+        .get_inclusion_proof(v1::GetInclusionProofRequest {
+            tree_size: covering,
+            ..by_id(&squatted)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        ambiguous.code(),
+        tonic::Code::InvalidArgument,
+        "{ambiguous:?}"
+    );
+    assert!(
+        ambiguous.message().contains("name the publisher"),
+        "{ambiguous:?}"
+    );
+    let mut leaves = Vec::new();
+    for publisher in ["ledger", "transport"] {
+        let proof = client
+            .get_inclusion_proof(v1::GetInclusionProofRequest {
+                publisher: publisher.into(),
+                tree_size: covering,
+                ..by_id(&squatted)
+            })
+            .await
+            .unwrap_or_else(|s| panic!("the proof of {publisher}'s {squatted}: {s:?}"))
+            .into_inner();
+        leaves.push(proof.leaf_index);
+    }
+    assert_ne!(leaves[0], leaves[1]);
     let consistency = client
         .get_consistency_proof(v1::GetConsistencyProofRequest {
             first_size: cp1.size,
@@ -379,7 +473,7 @@ async fn scenario(kind: BusKind) {
         e.event.department == v1::Department::Transport as i32
             && e.event.type_token().as_deref() == Some("waybill_issued")
     });
-    assert_eq!(expected.len(), 6);
+    assert_eq!(expected.len() as u64, 6 + SQUATS);
     assert_eq!(ids(&transport_waybills), expected);
     let chemical_of = |e: &StoredEvent| {
         hazchem_admission::index_keys(&hazchem_proto::decode_event(&e.record.event).unwrap())

@@ -3,8 +3,10 @@
 //! Layout: three sled trees.
 //! - `log`: big-endian sequence → record (format version, stored time in Unix nanoseconds,
 //!   subject, payload).
-//! - `ids`: event id → big-endian sequence, written in the same sled transaction as the log
-//!   entry, so a crash can never keep one without the other.
+//! - `ids`: deduplication key (`<publisher>.<event id>`, [`crate::dedup_key`]) → big-endian
+//!   sequence, written in the same sled transaction as the log entry, so a crash can never keep one
+//!   without the other. Derived from the log: a store whose index is of an older layout (keyed by
+//!   the id alone, before ids were scoped by publisher) is re-indexed from the log when opened.
 //! - `cursors`: cursor name → big-endian sequence.
 //!
 //! Writes are serialised by one mutex that assigns sequences and stored times. Durability uses
@@ -171,6 +173,37 @@ async fn detached<T: Send + 'static>(
     }
 }
 
+/// The layout of the `ids` tree this code writes, recorded under [`IDS_LAYOUT_KEY`] in the default tree.
+const IDS_LAYOUT: &[u8] = b"publisher.id";
+const IDS_LAYOUT_KEY: &[u8] = b"ids-layout";
+
+/// Rebuilds the id index from the log if it was written in an older layout (or not recorded), then
+/// records the layout. Runs before any publish, on open.
+fn reindex_if_older(db: &sled::Db, log: &sled::Tree, ids: &sled::Tree) -> Result<()> {
+    if db.get(IDS_LAYOUT_KEY)?.as_deref() == Some(IDS_LAYOUT) {
+        return Ok(());
+    }
+    ids.clear()?;
+    for item in log.iter() {
+        let (key, value) = item?;
+        let seq = decode_seq(&key)?;
+        let record = Record::decode(seq, &value)?;
+        let parsed = crate::EventSubject::parse(&record.subject)?;
+        let dedup_key = crate::dedup_key(parsed.publisher, parsed.id);
+        // The first record of a key is the one a duplicate answers with.
+        if ids.get(dedup_key.as_bytes())?.is_none() {
+            ids.insert(dedup_key.as_bytes(), &key)?;
+        }
+    }
+    db.insert(IDS_LAYOUT_KEY, IDS_LAYOUT)?;
+    db.flush()?;
+    tracing::info!(
+        messages = log.len(),
+        "re-indexed the embedded bus's event ids by publisher"
+    );
+    Ok(())
+}
+
 /// What one message's write did.
 enum Written {
     New(u64),
@@ -188,6 +221,7 @@ impl EmbeddedBus {
         let log = db.open_tree("log")?;
         let ids = db.open_tree("ids")?;
         let cursors = db.open_tree("cursors")?;
+        reindex_if_older(&db, &log, &ids)?;
         let (last_seq, last_time) = match log.last()? {
             None => (0, i64::MIN),
             Some((key, value)) => {
@@ -417,7 +451,8 @@ impl Shared {
         let mut out = Vec::with_capacity(msgs.len());
         let mut need_ticket = 0;
         for msg in msgs {
-            if let Some(existing) = self.ids.get(msg.id.as_bytes())? {
+            let dedup_key = msg.dedup_key();
+            if let Some(existing) = self.ids.get(dedup_key.as_bytes())? {
                 out.push(Written::Duplicate(decode_seq(&existing)?));
                 continue;
             }
@@ -428,7 +463,7 @@ impl Shared {
             (&self.log, &self.ids)
                 .transaction(|(log, ids)| {
                     log.insert(&key, record.as_slice())?;
-                    ids.insert(msg.id.as_bytes(), &key)?;
+                    ids.insert(dedup_key.as_bytes(), &key)?;
                     Ok::<_, ConflictableTransactionError<()>>(())
                 })
                 .map_err(|err| match err {
@@ -511,5 +546,47 @@ impl Shared {
             }
         }
         Ok(lo)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store whose id index predates ids scoped by publisher (keyed by the bare id, no layout
+    /// recorded) is re-indexed from the log when opened: duplicates are still found, per publisher.
+    #[tokio::test]
+    async fn an_id_index_of_the_older_layout_is_rebuilt_from_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let bus = EmbeddedBus::open(dir.path()).await.unwrap();
+            for (publisher, id) in [("psb", "a"), ("fire", "b")] {
+                bus.publish(Outgoing::event(publisher, "alarm", id, "x").unwrap())
+                    .await
+                    .unwrap();
+            }
+            // Rewrite the index as the older layout had it.
+            let shared = &bus.shared;
+            shared.ids.clear().unwrap();
+            shared.ids.insert("a", &seq_key(1)).unwrap();
+            shared.ids.insert("b", &seq_key(2)).unwrap();
+            shared.db.remove(IDS_LAYOUT_KEY).unwrap();
+            shared.db.flush().unwrap();
+        }
+        let bus = EmbeddedBus::open(dir.path()).await.unwrap();
+        let again = bus
+            .publish(Outgoing::event("psb", "alarm", "a", "y").unwrap())
+            .await
+            .unwrap();
+        assert_eq!((again.sequence, again.duplicate), (1, true));
+        let theirs = bus
+            .publish(Outgoing::event("fire", "alarm", "a", "z").unwrap())
+            .await
+            .unwrap();
+        assert_eq!((theirs.sequence, theirs.duplicate), (3, false));
+        assert!(
+            bus.shared.ids.get("a").unwrap().is_none(),
+            "no bare-id key is left"
+        );
     }
 }

@@ -539,11 +539,11 @@ impl JetStreamBus {
         msg: &Outgoing,
     ) -> Result<PublishAckFuture, PublishError> {
         let mut headers = HeaderMap::new();
-        headers.insert(header::NATS_MESSAGE_ID, msg.id.as_str());
+        headers.insert(header::NATS_MESSAGE_ID, msg.dedup_key().as_str());
         headers.insert(header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, "0");
         headers.insert(
             EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT,
-            id_pattern(&msg.id).as_str(),
+            id_pattern(msg.publisher(), &msg.id).as_str(),
         );
         js.send_publish(
             msg.subject.clone(),
@@ -612,7 +612,7 @@ impl JetStreamBus {
                 let err = err.expect("only errors are refused");
                 return Err(Error::jetstream("publish", err));
             }
-            if let Some(sequence) = self.sequence_of_id(&msg.id).await? {
+            if let Some(sequence) = self.sequence_of_id(msg.publisher(), &msg.id).await? {
                 return Ok(Ack {
                     sequence,
                     duplicate: true,
@@ -638,13 +638,13 @@ impl JetStreamBus {
         }
     }
 
-    /// The sequence of the message carrying event id `id`, asking the stream leader.
-    async fn sequence_of_id(&self, id: &str) -> Result<Option<u64>> {
+    /// The sequence of the message `publisher` published with event id `id`, asking the stream leader.
+    async fn sequence_of_id(&self, publisher: &str, id: &str) -> Result<Option<u64>> {
         match self
             .inner
             .shared
             .stream
-            .get_last_raw_message_by_subject(&id_pattern(id))
+            .get_last_raw_message_by_subject(&id_pattern(publisher, id))
             .await
         {
             Ok(message) => Ok(Some(message.sequence)),

@@ -30,10 +30,12 @@
 //! - Sequences start at 1, are gapless and strictly increasing in append order.
 //! - [`Bus::read`] delivers in sequence order with no gaps (with a filter: the matching subset,
 //!   in order) and no duplicates, across the switch from catching up to following live appends.
-//! - **One event id gives at most one record, forever** (not just within JetStream's duplicate
-//!   window): publishing an id already stored appends nothing and returns
-//!   `Ack { sequence: <the original>, duplicate: true }`, also for concurrent publishes of one id,
-//!   and whatever subject the repeat carries.
+//! - **One event id gives at most one record per publisher, forever** (not just within
+//!   JetStream's duplicate window): a publisher publishing an id it already stored appends nothing
+//!   and gets `Ack { sequence: <the original>, duplicate: true }`, also for concurrent publishes of
+//!   one id, and whatever event type the repeat carries. Ids are scoped by publisher (the subject's
+//!   publisher token): the same id from another publisher is another event, so no principal can
+//!   occupy, or learn about, an id of another's.
 //! - An [`Ack`] means durable:
 //!   - embedded: after sled has flushed (`flush_async`), shared by concurrent publishers (group
 //!     commit); readers see only flushed messages, so nothing they saw can vanish in a crash;
@@ -87,9 +89,9 @@ pub use crate::jetstream::{
 };
 pub use crate::stream::MessageStream;
 pub use crate::subject::{
-    DEPARTMENTS, EventSubject, Filter, STREAM_SUBJECTS, SUBJECT_PREFIX, event_subject, id_pattern,
-    patterns_overlap, subject_matches, validate_cursor_name, validate_event_id, validate_pattern,
-    validate_publisher, validate_type_token,
+    DEPARTMENTS, EventSubject, Filter, STREAM_SUBJECTS, SUBJECT_PREFIX, dedup_key, event_subject,
+    id_pattern, patterns_overlap, subject_matches, validate_cursor_name, validate_event_id,
+    validate_pattern, validate_publisher, validate_type_token,
 };
 
 /// A message to append.
@@ -115,6 +117,16 @@ impl Outgoing {
             id: id.into(),
             payload: payload.into(),
         }
+    }
+
+    /// The publisher token of the subject (empty if the subject is malformed; publishing refuses it).
+    pub fn publisher(&self) -> &str {
+        self.subject.split('.').nth(2).unwrap_or_default()
+    }
+
+    /// The key the bus deduplicates this message by: see [`dedup_key`].
+    pub fn dedup_key(&self) -> String {
+        dedup_key(self.publisher(), &self.id)
     }
 
     /// Builds the subject from its tokens, validating them.
@@ -161,6 +173,11 @@ impl Message {
     /// The event id (the subject's last token).
     pub fn id(&self) -> &str {
         self.subject.rsplit('.').next().unwrap_or_default()
+    }
+
+    /// The publisher token of the subject: with [`Message::id`], what identifies the event.
+    pub fn publisher(&self) -> &str {
+        self.subject.split('.').nth(2).unwrap_or_default()
     }
 }
 

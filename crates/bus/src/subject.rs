@@ -33,10 +33,19 @@ pub fn event_subject(publisher: &str, type_token: &str, id: &str) -> String {
     format!("{SUBJECT_PREFIX}.{publisher}.{type_token}.{id}")
 }
 
-/// The subject pattern matching every event with this id, whoever published it and whatever its
-/// type: `hazchem.ev.*.*.<id>`. JetStream's forever-deduplication checks against it.
-pub fn id_pattern(id: &str) -> String {
-    format!("{SUBJECT_PREFIX}.*.*.{id}")
+/// The subject pattern matching every event this publisher published with this id, whatever its
+/// type: `hazchem.ev.<publisher>.*.<id>`. JetStream's forever-deduplication checks against it.
+///
+/// Event ids are scoped by publisher: one publisher's id never collides with another's, so no
+/// principal can occupy (or learn about, by a duplicate answer) an id of another's.
+pub fn id_pattern(publisher: &str, id: &str) -> String {
+    format!("{SUBJECT_PREFIX}.{publisher}.*.{id}")
+}
+
+/// The key under which the bus deduplicates an event: `<publisher>.<id>` (a publisher token has no
+/// dot, so the key is unambiguous). JetStream's `Nats-Msg-Id` and the embedded bus's id index use it.
+pub fn dedup_key(publisher: &str, id: &str) -> String {
+    format!("{publisher}.{id}")
 }
 
 /// Checks a publisher token: a department code or a service name, `[a-z0-9][a-z0-9_-]{0,63}`.
@@ -310,7 +319,8 @@ mod tests {
         assert_eq!(parsed.publisher, "miit");
         assert_eq!(parsed.type_token, "licence_issued");
         assert_eq!(parsed.id, "01HZX-a_9");
-        assert_eq!(id_pattern("abc"), "hazchem.ev.*.*.abc");
+        assert_eq!(id_pattern("psb", "abc"), "hazchem.ev.psb.*.abc");
+        assert_eq!(dedup_key("psb", "abc"), "psb.abc");
         for dept in DEPARTMENTS {
             validate_publisher(dept).unwrap();
         }

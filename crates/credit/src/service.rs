@@ -484,8 +484,10 @@ impl Credit {
     }
 }
 
-/// Publishes a deterministic event until the bus has it (accepted, duplicate, or the same id with other
-/// bytes: an earlier version of the same warning). False if shut down first.
+/// Publishes a deterministic event until the bus has it (accepted, or a duplicate of what this service
+/// published before). Ids are scoped by publisher, so nobody else can hold this id: the same id with other
+/// bytes can only be this service's own earlier, different event, which is an alarm, logged as an error,
+/// never taken as done silently. False if shut down first.
 async fn publish_until_done(
     sink: &EventSink,
     event: &hazchem_proto::v1::Event,
@@ -497,7 +499,12 @@ async fn publish_until_done(
         match sink.publish(event).await {
             Ok(_) => return true,
             Err(status) if status.code() == tonic::Code::AlreadyExists => {
-                tracing::info!(%what, "already on the record (with other content): kept as it is");
+                tracing::error!(
+                    %what,
+                    %status,
+                    "this service already published other content under this id: the record keeps the \
+                     earlier event; investigate (a changed configuration, or a store rebuilt from another stream)"
+                );
                 return true;
             }
             Err(status) if status.code() == tonic::Code::Unavailable => {

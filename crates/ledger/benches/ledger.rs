@@ -107,6 +107,7 @@ fn append_store(
             .enumerate()
             .map(|(k, (id, bytes))| Append {
                 sequence: base + k as u64 + 1,
+                publisher: "psb",
                 id,
                 record: bytes,
                 foreign: true,

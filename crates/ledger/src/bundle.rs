@@ -252,11 +252,13 @@ pub fn verify_bundle(
                             .collect::<std::result::Result<Vec<_>, _>>()
                         {
                             Ok(proof) => verifier.consistency_proof(&proof),
-                            Err(e) => verifier.push_malformed(None, format!("{CONSISTENCY}: {e}")),
+                            Err(e) => {
+                                verifier.malformed_consistency_proof(format!("{CONSISTENCY}: {e}"))
+                            }
                         }
                     }
                 }
-                Err(e) => verifier.push_malformed(None, format!("{CONSISTENCY}: {e}")),
+                Err(e) => verifier.malformed_consistency_proof(format!("{CONSISTENCY}: {e}")),
             }
         }
     }
@@ -271,16 +273,14 @@ pub fn verify_bundle(
         let line = match line {
             Ok(line) => line,
             Err(e) => {
-                verifier.push_malformed(None, format!("{RECORDS} line {}: {e}", n + 1));
+                verifier.push_malformed(format!("{RECORDS} line {}: {e}", n + 1));
                 break;
             }
         };
-        if line.trim().is_empty() {
-            continue;
-        }
+        // Every line is a record: the writer writes no blank lines, so a blank one takes a position too.
         match BundleRecord::from_line(&line) {
             Ok(record) => verifier.push(record.index, &record.record, record.proof.as_deref()),
-            Err(e) => verifier.push_malformed(None, format!("{RECORDS} line {}: {e}", n + 1)),
+            Err(e) => verifier.push_malformed(format!("{RECORDS} line {}: {e}", n + 1)),
         }
     }
     verifier.finish()

@@ -39,12 +39,14 @@ pub enum Error {
     )]
     StreamGap { expected: u64, got: u64 },
 
-    /// The same event id arrived twice at different sequences: the bus broke "one id, one record".
+    /// The same publisher's event id arrived twice at different sequences: the bus broke "one id, one
+    /// record".
     #[error(
-        "event id {id:?} is already leaf {first_index}, and arrived again at sequence {sequence}: one event \
-         id is one leaf, forever; the ledger stops"
+        "event id {id:?} of {publisher} is already leaf {first_index}, and arrived again at sequence \
+         {sequence}: one publisher's event id is one leaf, forever; the ledger stops"
     )]
     DuplicateEventId {
+        publisher: String,
         id: String,
         first_index: u64,
         sequence: u64,
@@ -63,10 +65,6 @@ pub enum Error {
     /// A size or index is out of range for the tree.
     #[error("{0}")]
     OutOfRange(String),
-
-    /// No leaf has this event id.
-    #[error("no leaf has event id {0:?}")]
-    UnknownEvent(String),
 
     /// A checkpoint note is malformed or does not verify.
     #[error("checkpoint: {0}")]

@@ -1,9 +1,10 @@
 //! The gRPC `AuditService`: authenticates each call (mTLS client certificate), converts the wire types, and
 //! maps the ledger's errors to statuses in one place ([`status`]).
 //!
-//! Proofs reveal nothing but hashes, so any authenticated principal may ask for them. Replay delivers each
-//! record only if the caller may read it under the read policy (departments what they are entitled to,
-//! auditors and services everything), and only if it matches the filter.
+//! Replay delivers each record only if the caller may read it under the read policy (departments what they
+//! are entitled to, auditors and services everything), and only if it matches the filter. An inclusion
+//! proof is given only for a leaf the caller may read; asked by event id, an event it may not read is
+//! answered exactly as one that does not exist.
 
 use std::collections::BTreeSet;
 
@@ -33,7 +34,6 @@ const REPLAY_BUFFER: usize = 256;
 pub fn status(error: Error) -> Status {
     match error {
         Error::OutOfRange(message) => Status::out_of_range(message),
-        Error::UnknownEvent(id) => Status::not_found(format!("no leaf has event id {id:?}")),
         Error::Storage(_) | Error::Io { .. } => Status::unavailable(error.to_string()),
         other => Status::internal(other.to_string()),
     }
@@ -104,6 +104,59 @@ fn checkpoint_response(checkpoint: &StoredCheckpoint, origin: &str) -> v1::GetCh
     }
 }
 
+impl AuditServer {
+    /// Whether `principal` may read leaf `index` under the read policy.
+    fn may_read(&self, principal: &Principal, index: u64) -> Result<bool, Status> {
+        let bytes = self
+            .ledger
+            .store()
+            .leaf(index)
+            .map_err(status)?
+            .ok_or_else(|| Status::internal(format!("leaf {index} is missing from the store")))?;
+        Ok(ReplayFilter::default().admits(self.ledger.policy(), principal, &bytes))
+    }
+
+    /// The leaf of event `id` (of `publisher`, if named) among the events `principal` may read: events it
+    /// may not read are answered exactly as events that do not exist.
+    fn readable_leaf_of(
+        &self,
+        principal: &Principal,
+        id: &str,
+        publisher: &str,
+    ) -> Result<u64, Status> {
+        let mut readable = Vec::new();
+        for (by, index) in self.ledger.indexes_of(id).map_err(status)? {
+            if (publisher.is_empty() || by == publisher) && self.may_read(principal, index)? {
+                readable.push((by, index));
+            }
+        }
+        match readable.as_slice() {
+            [] => Err(Status::not_found(format!(
+                "no leaf you may read has event id {id:?}{}",
+                if publisher.is_empty() {
+                    String::new()
+                } else {
+                    format!(" published by {publisher}")
+                }
+            ))),
+            [(_, index)] => Ok(*index),
+            several => Err(invalid(
+                "publisher",
+                "required",
+                format!(
+                    "event id {id:?} was used by {} publishers ({}); name the publisher",
+                    several.len(),
+                    several
+                        .iter()
+                        .map(|(p, _)| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl AuditService for AuditServer {
     async fn get_checkpoint(
@@ -123,8 +176,17 @@ impl AuditService for AuditServer {
         &self,
         request: Request<v1::GetInclusionProofRequest>,
     ) -> Result<Response<v1::GetInclusionProofResponse>, Status> {
-        authenticate(&request)?;
+        let principal = authenticate(&request)?;
         let request = request.into_inner();
+        if !request.publisher.is_empty()
+            && hazchem_bus::validate_publisher(&request.publisher).is_err()
+        {
+            return Err(invalid(
+                "publisher",
+                "publisher.token",
+                "a department code or a service name: [a-z0-9][a-z0-9_-]{0,63}",
+            ));
+        }
         let tree_size = if request.tree_size == 0 {
             self.ledger.checkpoint(false).await.map_err(status)?.size
         } else {
@@ -149,9 +211,16 @@ impl AuditService for AuditServer {
                         "required: the event id to prove",
                     ));
                 }
-                self.ledger.index_of(&id).map_err(status)?
+                self.readable_leaf_of(&principal, &id, &request.publisher)?
             }
-            Some(v1::get_inclusion_proof_request::Leaf::LeafIndex(index)) => index,
+            Some(v1::get_inclusion_proof_request::Leaf::LeafIndex(index)) => {
+                if index < self.ledger.size() && !self.may_read(&principal, index)? {
+                    return Err(Status::permission_denied(format!(
+                        "leaf {index} is not an event you may read"
+                    )));
+                }
+                index
+            }
             None => {
                 return Err(invalid(
                     "leaf",

@@ -357,7 +357,7 @@ impl Ledger {
         // (message, checkpoint met, foreign)
         let mut pending: Vec<(Message, Option<StoredCheckpoint>, bool)> =
             Vec::with_capacity(batch.len());
-        let mut ids: HashMap<String, u64> = HashMap::new();
+        let mut ids: HashMap<(String, String), u64> = HashMap::new();
         // The first message the ledger must not record stops the batch; what came before it is kept.
         let mut stop = None;
         for message in batch {
@@ -378,20 +378,22 @@ impl Ledger {
                 break;
             }
             let index = expected - 1;
-            let id = message.id().to_owned();
-            let first_index = match ids.get(&id) {
+            let key = (message.publisher().to_owned(), message.id().to_owned());
+            let first_index = match ids.get(&key) {
                 Some(i) => Some(*i),
-                None => store.index_of(&id)?,
+                None => store.index_of(&key.0, &key.1)?,
             };
             if let Some(first_index) = first_index {
+                let (publisher, id) = key;
                 stop = Some(Error::DuplicateEventId {
+                    publisher,
                     id,
                     first_index,
                     sequence: message.sequence,
                 });
                 break;
             }
-            ids.insert(id, index);
+            ids.insert(key, index);
             let mut met = None;
             let mut foreign = true;
             if is_ledger_checkpoint_subject(&message.subject)
@@ -445,6 +447,7 @@ impl Ledger {
             .iter()
             .map(|(message, checkpoint, foreign)| Append {
                 sequence: message.sequence,
+                publisher: message.publisher(),
                 id: message.id(),
                 record: message.payload.as_ref(),
                 foreign: *foreign,
@@ -690,13 +693,13 @@ impl Ledger {
         Ok(())
     }
 
-    /// The leaf index of an event id.
-    pub fn index_of(&self, event_id: &str) -> Result<u64> {
-        self.inner
-            .store
-            .index_of(event_id)?
-            .filter(|&i| i < self.size())
-            .ok_or_else(|| Error::UnknownEvent(event_id.to_owned()))
+    /// Every publisher's leaf with event id `event_id` (event ids are scoped by publisher), up to the
+    /// current size: (publisher, leaf index).
+    pub fn indexes_of(&self, event_id: &str) -> Result<Vec<(String, u64)>> {
+        let size = self.size();
+        let mut found = self.inner.store.indexes_of(event_id)?;
+        found.retain(|(_, i)| *i < size);
+        Ok(found)
     }
 
     /// The inclusion proof of leaf `index` in the tree of `tree_size` leaves.
@@ -858,10 +861,20 @@ mod tests {
         .await
         .unwrap_err();
         assert!(
-            matches!(&error, Error::DuplicateEventId { id, first_index: 0, sequence: 3 } if id == "a"),
+            matches!(&error, Error::DuplicateEventId { publisher, id, first_index: 0, sequence: 3 }
+                if id == "a" && publisher == "transport"),
             "{error}"
         );
         assert_eq!(ledger.size(), 2);
+        // Ids are scoped by publisher: the same id from another publisher is another leaf.
+        let mut other = message(3, "a", b"fire's".to_vec());
+        other.subject = "hazchem.ev.fire.incident_reported.a".into();
+        apply(&ledger, vec![other]).await.unwrap();
+        assert_eq!(ledger.size(), 3);
+        assert_eq!(
+            ledger.indexes_of("a").unwrap(),
+            vec![("fire".to_owned(), 2), ("transport".to_owned(), 0)]
+        );
         // Within one batch too.
         let dir = tempfile::tempdir().unwrap();
         let ledger = self::ledger(dir.path());

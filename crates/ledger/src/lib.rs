@@ -14,7 +14,8 @@
 //! - [`AuditServer`]: the gRPC `hazchem.v1.AuditService` (checkpoint, proofs, filtered and entitled
 //!   Replay) over mTLS.
 //! - [`verify`] and [`bundle`]: the offline verifier and the bundle format behind `hazchem audit verify`
-//!   and `hazchem audit export`; they name the first index where anything disagrees.
+//!   and `hazchem audit export`; they name the first index where anything disagrees. [`online`] runs the
+//!   same verifier over a running audit service's replay.
 //!
 //! Architecture invariant: the ledger's store is derived state. The stream is the record; the store is
 //! rebuilt from it when lost and is never trusted over the checkpoints the ledger signed.
@@ -26,6 +27,7 @@ mod grpc;
 mod ledger;
 pub mod merkle;
 pub mod note;
+pub mod online;
 pub mod store;
 pub mod verify;
 

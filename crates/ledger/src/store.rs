@@ -8,7 +8,8 @@
 //! | `m/size`, `m/next_sequence`, `m/foreign` | big-endian u64: leaves, the next stream sequence to read (= size + 1), leaves that are not this ledger's own checkpoints |
 //! | `n` · level (1 byte) · index (8 bytes BE) | the 32-byte hash of the perfect subtree (level, index); level 0 holds the leaf hashes |
 //! | `l` · index (8 bytes BE) | the leaf bytes: the exact stored `hazchem.v1.Record` |
-//! | `i` · event id | the leaf index (8 bytes BE) |
+//! | `i` · event id · `.` · publisher | the leaf index (8 bytes BE): event ids are scoped by publisher |
+//! | `m/layout` | [`LAYOUT`]: a store of another layout is emptied at open and rebuilt from the stream |
 //! | `c` · tree size (8 bytes BE) | a checkpoint the ledger signed or met in the stream ([`StoredCheckpoint`], JSON) |
 //!
 //! A leaf, the hashes of the perfect subtrees it completes, its id entry and the new cursor are written in
@@ -47,10 +48,22 @@ pub fn leaf_key(index: u64) -> [u8; 9] {
     key
 }
 
-fn id_key(id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(1 + id.len());
+/// The layout this code writes, under `m/layout`.
+pub const LAYOUT: &[u8] = b"2";
+const META_LAYOUT: &[u8] = b"m/layout";
+
+/// `i` · id · `.`: the prefix of every publisher's entry for an id (ids and publishers have no dot).
+fn id_prefix(id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(2 + id.len());
     key.push(b'i');
     key.extend_from_slice(id.as_bytes());
+    key.push(b'.');
+    key
+}
+
+fn id_key(publisher: &str, id: &str) -> Vec<u8> {
+    let mut key = id_prefix(id);
+    key.extend_from_slice(publisher.as_bytes());
     key
 }
 
@@ -111,6 +124,8 @@ mod hex_hash {
 pub struct Append<'a> {
     /// Its stream sequence (the leaf index plus one).
     pub sequence: u64,
+    /// Its publisher (the subject's publisher token).
+    pub publisher: &'a str,
     /// Its event id.
     pub id: &'a str,
     /// The leaf bytes.
@@ -144,6 +159,17 @@ impl LedgerStore {
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let db = hazchem_bus::open_sled(dir)?;
+        if db.get(META_LAYOUT)?.as_deref() != Some(LAYOUT) {
+            if !db.is_empty() {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    "the ledger store is of an older layout: emptied, to be rebuilt from the stream"
+                );
+                db.clear()?;
+            }
+            db.insert(META_LAYOUT, LAYOUT)?;
+            db.flush()?;
+        }
         let mut upper = Vec::new();
         for level in CACHED_LEVEL..64 {
             let mut hashes = Vec::new();
@@ -221,7 +247,7 @@ impl LedgerStore {
                 }
             });
             batch.insert(&leaf_key(index)[..], item.record);
-            batch.insert(id_key(item.id), &index.to_be_bytes()[..]);
+            batch.insert(id_key(item.publisher, item.id), &index.to_be_bytes()[..]);
             if let Some(checkpoint) = &item.checkpoint {
                 batch.insert(
                     &checkpoint_key(checkpoint.size)[..],
@@ -277,12 +303,25 @@ impl LedgerStore {
         })
     }
 
-    /// The leaf index of an event id.
-    pub fn index_of(&self, id: &str) -> Result<Option<u64>> {
+    /// The leaf index of the event `publisher` published with id `id`.
+    pub fn index_of(&self, publisher: &str, id: &str) -> Result<Option<u64>> {
         self.db
-            .get(id_key(id))?
+            .get(id_key(publisher, id))?
             .map(|v| be_u64(&v, "event id entry"))
             .transpose()
+    }
+
+    /// Every publisher's leaf with event id `id`: (publisher, leaf index), by publisher.
+    pub fn indexes_of(&self, id: &str) -> Result<Vec<(String, u64)>> {
+        let prefix = id_prefix(id);
+        self.db
+            .scan_prefix(&prefix)
+            .map(|item| {
+                let (key, value) = item?;
+                let publisher = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                Ok((publisher, be_u64(&value, "event id entry")?))
+            })
+            .collect()
     }
 
     /// Stores (or replaces) a checkpoint. Not yet durable.
@@ -445,6 +484,7 @@ mod tests {
             .enumerate()
             .map(|(k, (id, record))| Append {
                 sequence: from + k as u64 + 1,
+                publisher: "psb",
                 id,
                 record,
                 foreign: true,
@@ -479,7 +519,17 @@ mod tests {
         }
         assert_eq!(frontier.root(), memory.root());
         assert_eq!(Frontier::from_source(&store, 37).unwrap(), frontier);
-        assert_eq!(store.index_of("ev-12").unwrap(), Some(12));
+        assert_eq!(store.index_of("psb", "ev-12").unwrap(), Some(12));
+        assert_eq!(store.index_of("fire", "ev-12").unwrap(), None);
+        assert_eq!(
+            store.indexes_of("ev-12").unwrap(),
+            vec![("psb".to_owned(), 12)]
+        );
+        // A prefix of another id is not that id.
+        assert_eq!(
+            store.indexes_of("ev-1").unwrap(),
+            vec![("psb".to_owned(), 1)]
+        );
         assert_eq!(&store.leaf(12).unwrap().unwrap()[..], b"record 12");
         let leaves: Vec<u64> = store.leaves(5, 9).map(|r| r.unwrap().0).collect();
         assert_eq!(leaves, vec![5, 6, 7, 8]);

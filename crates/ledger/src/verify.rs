@@ -2,11 +2,13 @@
 //! server and by `audit verify --bundle` offline.
 //!
 //! A [`Verifier`] is given a signed checkpoint (and optionally an earlier one the auditor saved), then the
-//! records in leaf order with their claimed indices (and optionally an inclusion proof each), and finally
-//! says whether everything agrees:
+//! records in leaf order (and optionally an inclusion proof each), and finally says whether everything
+//! agrees. It trusts nothing it is given but the key: a record's position is the verifier's own count,
+//! the index a record (or a server) claims is only compared with it, and there are no in-band markers:
 //!
 //! - both checkpoints carry a good signature by the trusted key;
-//! - the records are exactly leaves `0..size`, in order, none missing, none repeated, none extra;
+//! - the records are exactly leaves `0..size`, in order, none missing, none repeated, none extra, each
+//!   claiming the index of its position;
 //! - the RFC 6962 root recomputed over the record bytes equals the checkpoint's root;
 //! - the root over the first `m` records equals the earlier checkpoint's root (size `m`), and a
 //!   consistency proof between the two checkpoints, if given, holds: the history was not rewritten
@@ -87,7 +89,10 @@ impl fmt::Display for Problem {
 /// The verification failed; the problems are sorted, the first disagreement first.
 #[derive(Clone, PartialEq, Eq)]
 pub struct VerifyFailure {
+    /// The problems kept (at most a thousand).
     pub problems: Vec<Problem>,
+    /// How many more problems were found than kept.
+    dropped: u64,
     /// The checkpoint that was checked against, if it could be read.
     pub checkpoint: Option<Checkpoint>,
     leaf_hashes: Vec<Hash>,
@@ -97,6 +102,7 @@ impl VerifyFailure {
     pub(crate) fn only(problem: Problem) -> Self {
         VerifyFailure {
             problems: vec![problem],
+            dropped: 0,
             checkpoint: None,
             leaf_hashes: Vec::new(),
         }
@@ -105,6 +111,11 @@ impl VerifyFailure {
     /// The first disagreement.
     pub fn first(&self) -> &Problem {
         &self.problems[0]
+    }
+
+    /// How many problems were found, kept or not.
+    pub fn total(&self) -> u64 {
+        self.problems.len() as u64 + self.dropped
     }
 
     /// Whether the root disagrees but no problem names the altered leaf yet (no inclusion proofs were
@@ -143,8 +154,8 @@ impl VerifyFailure {
 impl fmt::Display for VerifyFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.first())?;
-        if self.problems.len() > 1 {
-            write!(f, " (and {} more problem(s))", self.problems.len() - 1)?;
+        if self.total() > 1 {
+            write!(f, " (and {} more problem(s))", self.total() - 1)?;
         }
         Ok(())
     }
@@ -205,7 +216,16 @@ impl fmt::Display for Verified {
     }
 }
 
+/// At most this many problems are kept; the rest are counted ([`VerifyFailure::total`]).
+const MAX_PROBLEMS: usize = 1000;
+
 /// Checks records against a signed checkpoint; see the module documentation.
+///
+/// A record's position is the verifier's own count of the records it was given, never what the record
+/// (or the server that sent it) claims: the record at position `i` is hashed as leaf `i`, its inclusion
+/// proof is checked at `i`, and a claimed index that is not `i` is itself a problem. Nothing in a record
+/// can stop the root from being compared: [`Verifier::finish`] succeeds only when exactly `size` records
+/// were given, every one readable and where it claims to be, and their root is the signed one.
 #[derive(Debug)]
 pub struct Verifier {
     key: VerifierKey,
@@ -213,13 +233,28 @@ pub struct Verifier {
     earlier: Option<Checkpoint>,
     frontier: Frontier,
     leaf_hashes: Vec<Hash>,
-    /// Records received so far.
+    /// Records received so far: the position of the next one.
     position: u64,
-    /// The position of the first record whose index is not its position, and every index from there.
-    broken: Option<(u64, Vec<u64>)>,
+    /// False once a record below the tree size could not be read: its leaf hash is unknown, so no root
+    /// can be computed (the unreadable record is a problem of its own).
+    root_known: bool,
+    /// The first record whose claimed index is not its position, and whether its position was claimed
+    /// by a later record (a swap rather than a gap).
+    first_misplaced: Option<Misplaced>,
+    /// Records beyond the checkpoint's tree size.
+    extra: u64,
     problems: Vec<Problem>,
+    /// Problems found beyond [`MAX_PROBLEMS`].
+    dropped: u64,
     inclusion_proofs: u64,
     consistency_proof: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Misplaced {
+    position: u64,
+    claimed: u64,
+    claimed_later: bool,
 }
 
 impl Verifier {
@@ -239,8 +274,11 @@ impl Verifier {
             frontier: Frontier::new(),
             leaf_hashes: Vec::new(),
             position: 0,
-            broken: None,
+            root_known: true,
+            first_misplaced: None,
+            extra: 0,
             problems: Vec::new(),
+            dropped: 0,
             inclusion_proofs: 0,
             consistency_proof: false,
         })
@@ -297,6 +335,14 @@ impl Verifier {
         self.earlier.as_ref()
     }
 
+    fn problem(&mut self, problem: Problem) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(problem);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
     /// Checks a consistency proof from the earlier checkpoint to the checkpoint (as the server gives it).
     pub fn consistency_proof(&mut self, proof: &[Hash]) {
         let Some(earlier) = &self.earlier else {
@@ -310,72 +356,92 @@ impl Verifier {
             &self.checkpoint.root,
         ) {
             Ok(()) => self.consistency_proof = true,
-            Err(e) => self.problems.push(Problem::new(
-                ProblemKind::Inconsistent,
-                Some(earlier.size),
-                format!(
-                    "forked history: the checkpoint of size {} is not consistent with the earlier checkpoint \
-                     of size {}: {e}",
-                    self.checkpoint.size, earlier.size
-                ),
-            )),
+            Err(e) => {
+                let problem = Problem::new(
+                    ProblemKind::Inconsistent,
+                    Some(earlier.size),
+                    format!(
+                        "forked history: the checkpoint of size {} is not consistent with the earlier \
+                         checkpoint of size {}: {e}",
+                        self.checkpoint.size, earlier.size
+                    ),
+                );
+                self.problem(problem);
+            }
         }
     }
 
-    /// A record that could not be read; `what` says where (a line number, say).
-    pub fn push_malformed(&mut self, index: Option<u64>, what: impl Into<String>) {
-        self.problems
-            .push(Problem::new(ProblemKind::Malformed, index, what.into()));
-        // Whatever it was, the sequence of records is broken from here.
-        let position = self.position;
-        self.position += 1;
-        let claimed = index.unwrap_or(u64::MAX);
-        self.break_order(position, claimed);
+    /// A consistency proof that could not be read; `what` says where.
+    pub fn malformed_consistency_proof(&mut self, what: impl Into<String>) {
+        let index = self.earlier.as_ref().map(|e| e.size);
+        self.problem(Problem::new(ProblemKind::Inconsistent, index, what.into()));
     }
 
-    /// The next record: its claimed leaf index, its exact bytes, and optionally its inclusion proof
-    /// against the checkpoint.
-    pub fn push(&mut self, index: u64, record: &[u8], proof: Option<&[Hash]>) {
+    /// The next record could not be read; `what` says where (a line number, say). It takes a position
+    /// like any record.
+    pub fn push_malformed(&mut self, what: impl Into<String>) {
         let position = self.position;
         self.position += 1;
-        let leaf = merkle::leaf_hash(record);
-        if let Some(proof) = proof
-            && index < self.checkpoint.size
-        {
-            self.inclusion_proofs += 1;
-            if let Err(e) = merkle::verify_inclusion(
-                &leaf,
-                index,
-                self.checkpoint.size,
-                proof,
-                &self.checkpoint.root,
-            ) {
-                self.problems.push(Problem::new(
-                    ProblemKind::Altered,
-                    Some(index),
+        if position < self.checkpoint.size {
+            self.root_known = false;
+        } else {
+            self.extra += 1;
+        }
+        self.problem(Problem::new(
+            ProblemKind::Malformed,
+            Some(position),
+            format!("leaf {position}: {}", what.into()),
+        ));
+    }
+
+    /// The next record: the leaf index it claims, its exact bytes, and optionally its inclusion proof
+    /// against the checkpoint. It is checked as the leaf at its position (the number of records given
+    /// before it), whatever it claims.
+    pub fn push(&mut self, claimed: u64, record: &[u8], proof: Option<&[Hash]>) {
+        let position = self.position;
+        self.position += 1;
+        let size = self.checkpoint.size;
+        if position >= size {
+            self.extra += 1;
+            if self.extra == 1 {
+                self.problem(Problem::new(
+                    ProblemKind::Unexpected,
+                    Some(position),
                     format!(
-                        "leaf {index}: the record was altered: its inclusion proof does not lead to the signed \
-                         root of size {} ({e})",
-                        self.checkpoint.size
+                        "leaf {position}: a record beyond the checkpoint, which covers {size} leaves"
+                    ),
+                ));
+            }
+            return;
+        }
+        match &mut self.first_misplaced {
+            Some(first) => first.claimed_later |= claimed == first.position,
+            None if claimed != position => {
+                self.first_misplaced = Some(Misplaced {
+                    position,
+                    claimed,
+                    claimed_later: false,
+                })
+            }
+            None => {}
+        }
+        let leaf = merkle::leaf_hash(record);
+        if let Some(proof) = proof {
+            self.inclusion_proofs += 1;
+            if let Err(e) =
+                merkle::verify_inclusion(&leaf, position, size, proof, &self.checkpoint.root)
+            {
+                self.problem(Problem::new(
+                    ProblemKind::Altered,
+                    Some(position),
+                    format!(
+                        "leaf {position}: the record was altered: its inclusion proof does not lead to the \
+                         signed root of size {size} ({e})"
                     ),
                 ));
             }
         }
-        if index >= self.checkpoint.size && self.broken.is_none() && index == position {
-            self.problems.push(Problem::new(
-                ProblemKind::Unexpected,
-                Some(index),
-                format!(
-                    "leaf {index}: a record beyond the checkpoint, which covers {} leaves",
-                    self.checkpoint.size
-                ),
-            ));
-        }
-        if self.broken.is_some() || index != position {
-            self.break_order(position, index);
-            return;
-        }
-        if index >= self.checkpoint.size {
+        if !self.root_known {
             return;
         }
         self.frontier.push(leaf);
@@ -387,20 +453,13 @@ impl Verifier {
         }
     }
 
-    fn break_order(&mut self, position: u64, index: u64) {
-        match &mut self.broken {
-            Some((_, tail)) => tail.push(index),
-            None => self.broken = Some((position, vec![index])),
-        }
-    }
-
     fn check_earlier_root(&mut self) {
         let Some(earlier) = &self.earlier else {
             return;
         };
         let root = self.frontier.root();
         if root != earlier.root {
-            self.problems.push(Problem::new(
+            let problem = Problem::new(
                 ProblemKind::Fork,
                 Some(earlier.size.saturating_sub(1)),
                 format!(
@@ -410,59 +469,48 @@ impl Verifier {
                     hex::encode(earlier.root),
                     m = earlier.size,
                 ),
-            ));
+            );
+            self.problem(problem);
         }
     }
 
-    /// Finishes: `Ok` if everything agrees.
+    /// What the first misplaced record means: a swap, a repeat, a claim beyond the tree, or a gap.
+    fn misplaced_problem(first: Misplaced, size: u64) -> Problem {
+        let Misplaced {
+            position,
+            claimed,
+            claimed_later,
+        } = first;
+        let message = if claimed >= size {
+            format!(
+                "leaf {position}: the record claims index {claimed}, beyond the checkpoint's tree size {size}"
+            )
+        } else if claimed_later {
+            format!("leaf {position}: index out of order (expected {position}, got {claimed})")
+        } else if claimed < position {
+            format!(
+                "leaf {position}: index out of order (expected {position}, got {claimed} again: leaf \
+                 {claimed} appears twice)"
+            )
+        } else {
+            return Problem::new(
+                ProblemKind::Missing,
+                Some(position),
+                format!("leaf {position} missing (the next record is leaf {claimed})"),
+            );
+        };
+        Problem::new(ProblemKind::OutOfOrder, Some(position), message)
+    }
+
+    /// Finishes: `Ok` only if exactly the checkpoint's leaves were given, each readable and where it
+    /// claims to be, and they reproduce the signed root.
     pub fn finish(mut self) -> Result<Verified, VerifyFailure> {
         let size = self.checkpoint.size;
-        if let Some((position, tail)) = self.broken.take() {
-            let got = tail[0];
-            let problem = if got == u64::MAX {
-                // A malformed record; its own problem says what.
-                None
-            } else if tail[1..].contains(&position) {
-                Some(Problem::new(
-                    ProblemKind::OutOfOrder,
-                    Some(position),
-                    format!("leaf {position}: index out of order (expected {position}, got {got})"),
-                ))
-            } else if got < position {
-                Some(Problem::new(
-                    ProblemKind::OutOfOrder,
-                    Some(position),
-                    format!(
-                        "leaf {position}: index out of order (expected {position}, got {got} again: leaf {got} \
-                         appears twice)"
-                    ),
-                ))
-            } else if got >= size && position < size {
-                Some(Problem::new(
-                    ProblemKind::Missing,
-                    Some(position),
-                    format!(
-                        "leaf {position} missing: the records end at leaf {}, but the checkpoint covers {size}",
-                        position.saturating_sub(1)
-                    ),
-                ))
-            } else if position >= size {
-                Some(Problem::new(
-                    ProblemKind::Unexpected,
-                    Some(position),
-                    format!(
-                        "leaf {got}: a record beyond the checkpoint, which covers {size} leaves"
-                    ),
-                ))
-            } else {
-                Some(Problem::new(
-                    ProblemKind::Missing,
-                    Some(position),
-                    format!("leaf {position} missing (the next record is leaf {got})"),
-                ))
-            };
-            self.problems.extend(problem);
-        } else if self.position < size {
+        if let Some(first) = self.first_misplaced {
+            let problem = Self::misplaced_problem(first, size);
+            self.problem(problem);
+        }
+        if self.position < size {
             let last = self.position;
             let message = if last == 0 {
                 format!(
@@ -474,12 +522,11 @@ impl Verifier {
                     last - 1
                 )
             };
-            self.problems
-                .push(Problem::new(ProblemKind::Missing, Some(last), message));
-        } else {
+            self.problem(Problem::new(ProblemKind::Missing, Some(last), message));
+        } else if self.root_known {
             let root = self.frontier.root();
             if root != self.checkpoint.root {
-                self.problems.push(Problem::new(
+                self.problem(Problem::new(
                     ProblemKind::RootMismatch,
                     Some(size),
                     format!(
@@ -491,7 +538,13 @@ impl Verifier {
                 ));
             }
         }
-        if self.problems.is_empty() {
+        let honest = self.problems.is_empty()
+            && self.dropped == 0
+            && self.first_misplaced.is_none()
+            && self.extra == 0
+            && self.root_known
+            && self.position == size;
+        if honest {
             return Ok(Verified {
                 checkpoint: self.checkpoint,
                 earlier: self.earlier,
@@ -503,6 +556,7 @@ impl Verifier {
         self.problems.sort_by_key(Problem::sort_key);
         Err(VerifyFailure {
             problems: self.problems,
+            dropped: self.dropped,
             checkpoint: Some(self.checkpoint),
             leaf_hashes: self.leaf_hashes,
         })

@@ -427,3 +427,98 @@ fn a_shrunk_log_is_refused() {
     assert_eq!(failure.first().kind, ProblemKind::EarlierCheckpoint);
     assert!(failure.to_string().contains("the log shrank"), "{failure}");
 }
+
+/// Replaces `records.jsonl` with raw lines, as a forger would write them (not through
+/// [`BundleRecord::to_line`], which numbers lines honestly and so cannot build every forgery).
+fn write_raw_lines(dir: &Path, lines: &[String]) {
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir.join(bundle::RECORDS), text).unwrap();
+}
+
+fn raw_line(index: &str, record: &[u8]) -> String {
+    use base64::Engine as _;
+    format!(
+        r#"{{"index":{index},"sequence":1,"record":"{}"}}"#,
+        base64::engine::general_purpose::STANDARD.encode(record)
+    )
+}
+
+#[test]
+fn a_forged_log_behind_a_genuine_checkpoint_never_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = signer();
+    let path = Log::new(N, None).export(&dir.path().join("b"), &s, false, None);
+    // Made-up records behind the genuine checkpoint, the first claiming the largest index there is.
+    let forged: Vec<String> = (0..1048u64)
+        .map(|i| {
+            let index = if i == 0 {
+                u64::MAX.to_string()
+            } else {
+                i.to_string()
+            };
+            raw_line(&index, &record(i, "made up"))
+        })
+        .collect();
+    write_raw_lines(&path, &forged);
+    let failure = verify(&path, &s.verifier()).expect_err("a forged log must not verify");
+    assert_eq!(failure.first().index, Some(0), "{failure}");
+    assert!(
+        failure
+            .to_string()
+            .contains("leaf 0: the record claims index 18446744073709551615"),
+        "{failure}"
+    );
+    // One such line alone.
+    write_raw_lines(&path, &forged[..1]);
+    let failure = verify(&path, &s.verifier()).expect_err("one forged line must not verify");
+    assert_eq!(failure.first().index, Some(0), "{failure}");
+    // Every extreme or out-of-range index, alone or in place of an honest one.
+    let honest: Vec<String> = std::fs::read_to_string(
+        Log::new(N, None)
+            .export(&dir.path().join("honest"), &s, false, None)
+            .join(bundle::RECORDS),
+    )
+    .unwrap()
+    .lines()
+    .map(str::to_owned)
+    .collect();
+    for claim in [u64::MAX, u64::MAX - 1, 1 << 63, N, N + 1] {
+        for at in [0usize, 1, 50, 99] {
+            let mut lines = honest.clone();
+            lines[at] = raw_line(&claim.to_string(), &record(at as u64, ""));
+            write_raw_lines(&path, &lines);
+            let failure =
+                verify(&path, &s.verifier()).expect_err("an out-of-range index must not verify");
+            assert_eq!(
+                failure.first().index,
+                Some(at as u64),
+                "claim {claim} at {at}: {failure}"
+            );
+            assert!(
+                failure
+                    .to_string()
+                    .contains(&format!("claims index {claim}")),
+                "{failure}"
+            );
+        }
+    }
+    // A negative or fractional index is not an index: the line is malformed, and names its position.
+    for claim in ["-1", "1.5", "\"7\"", "null"] {
+        let mut lines = honest.clone();
+        lines[7] = raw_line(claim, &record(7, ""));
+        write_raw_lines(&path, &lines);
+        let failure = verify(&path, &s.verifier()).expect_err("a bad index must not verify");
+        assert_eq!(failure.first().kind, ProblemKind::Malformed, "{failure}");
+        assert_eq!(failure.first().index, Some(7), "{failure}");
+    }
+    // A blank line takes a position like any other: it is not skipped.
+    let mut lines = honest.clone();
+    lines.insert(10, String::new());
+    lines.pop();
+    write_raw_lines(&path, &lines);
+    let failure = verify(&path, &s.verifier()).expect_err("a blank line must not verify");
+    assert_eq!(failure.first().index, Some(10), "{failure}");
+    // And the honest lines, written raw, still verify.
+    write_raw_lines(&path, &honest);
+    assert_eq!(verify(&path, &s.verifier()).unwrap().records, N);
+}

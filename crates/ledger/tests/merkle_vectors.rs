@@ -63,6 +63,7 @@ fn every_published_root_is_reproduced_from_the_sled_store() {
         let items: Vec<Append<'_>> = range
             .map(|i| Append {
                 sequence: i as u64 + 1,
+                publisher: "psb",
                 id: &ids[i],
                 record: &v.leaves[i],
                 foreign: true,

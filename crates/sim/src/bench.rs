@@ -488,13 +488,16 @@ impl Rig {
 }
 
 /// The bus's headers for one message (see `hazchem_bus` JetStream: deduplication forever).
-fn bus_headers(id: &str) -> HeaderMap {
+fn bus_headers(publisher: &str, id: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
+    headers.insert(
+        async_nats::header::NATS_MESSAGE_ID,
+        hazchem_bus::dedup_key(publisher, id).as_str(),
+    );
     headers.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, "0");
     headers.insert(
         "Nats-Expected-Last-Subject-Sequence-Subject",
-        hazchem_bus::id_pattern(id).as_str(),
+        hazchem_bus::id_pattern(publisher, id).as_str(),
     );
     headers
 }
@@ -581,7 +584,7 @@ async fn raw(rig: &Rig, items: Vec<Item>, batch: usize, concurrency: usize) -> R
                     match js
                         .publish_with_headers(
                             item.subject.clone(),
-                            bus_headers(&item.id),
+                            bus_headers(item.department.code(), &item.id),
                             item.record.clone(),
                         )
                         .await

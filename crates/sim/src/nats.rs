@@ -73,10 +73,13 @@ impl NatsProcess {
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     }
 
-    /// Starts `nats-server -js` on 127.0.0.1 and a random port with a fresh store. Blocks until the
-    /// server accepts connections.
-    pub fn start(sync: SyncInterval) -> Result<NatsProcess> {
-        let binary = Self::binary()?;
+    /// Starts `nats-server -js` (`binary`, or [`NatsProcess::binary`]) on 127.0.0.1 and a random port
+    /// with a fresh store. Blocks until the server accepts connections.
+    pub fn start(sync: SyncInterval, binary: Option<PathBuf>) -> Result<NatsProcess> {
+        let binary = match binary {
+            Some(binary) => binary,
+            None => Self::binary()?,
+        };
         let dir = tempfile::Builder::new()
             .prefix("hazchem-bench-nats-")
             .tempdir()

@@ -114,7 +114,13 @@ fn init_tracing() {
         .unwrap_or_else(|_| EnvFilter::new("info,h2=warn,tower=warn,hyper=warn,sled=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour only on a terminal (and not under NO_COLOR, which an explicit `with_ansi` would
+        // override): logs redirected to a file or a collector stay plain text.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        );
     if std::env::var("HAZCHEM_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {

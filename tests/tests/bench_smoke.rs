@@ -5,7 +5,10 @@ use hazchem_sim::bench::{BenchConfig, Profile, render, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke_profile_runs_every_measurement() {
-    let config = BenchConfig::new(Profile::Smoke);
+    let config = BenchConfig {
+        nats_server: Some(hazchem_tests::nats_server_binary()),
+        ..BenchConfig::new(Profile::Smoke)
+    };
     let report = run(&config, &|step| eprintln!("bench: {step}"))
         .await
         .unwrap();

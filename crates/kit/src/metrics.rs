@@ -1,0 +1,118 @@
+//! Prometheus metrics of every projection, labelled by its name: position, lag behind the stream, apply
+//! latency, messages applied, errors by reason.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProjectionLabel {
+    projection: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    projection: String,
+    reason: String,
+}
+
+/// The projections' metrics; cheap to clone (clones share the series).
+#[derive(Clone, Debug)]
+pub struct ProjectionMetrics {
+    position: Family<ProjectionLabel, Gauge>,
+    lag: Family<ProjectionLabel, Gauge>,
+    applied: Family<ProjectionLabel, Counter>,
+    apply_seconds: Family<ProjectionLabel, Histogram>,
+    errors: Family<ErrorLabels, Counter>,
+}
+
+impl Default for ProjectionMetrics {
+    fn default() -> Self {
+        ProjectionMetrics {
+            position: Family::default(),
+            lag: Family::default(),
+            applied: Family::default(),
+            // 50 µs .. ~1.6 s
+            apply_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.00005, 2.0, 16))
+            }),
+            errors: Family::default(),
+        }
+    }
+}
+
+impl ProjectionMetrics {
+    /// Metrics that are kept but exported nowhere (tests, tools).
+    pub fn unregistered() -> Self {
+        Self::default()
+    }
+
+    /// Creates the metrics and registers them under `hazchem_projection_`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        let registry = registry.sub_registry_with_prefix("hazchem_projection");
+        registry.register(
+            "position",
+            "The last stream sequence the projection's store holds",
+            metrics.position.clone(),
+        );
+        registry.register(
+            "lag",
+            "How many messages the projection is behind the stream's last sequence, as last seen",
+            metrics.lag.clone(),
+        );
+        registry.register(
+            "applied_messages",
+            "Messages folded into the projection",
+            metrics.applied.clone(),
+        );
+        registry.register(
+            "apply_seconds",
+            "Time to fold one batch durably",
+            metrics.apply_seconds.clone(),
+        );
+        registry.register(
+            "errors",
+            "Errors following the stream, by reason",
+            metrics.errors.clone(),
+        );
+        metrics
+    }
+
+    fn label(name: &str) -> ProjectionLabel {
+        ProjectionLabel {
+            projection: name.to_owned(),
+        }
+    }
+
+    pub(crate) fn applied(&self, name: &str, messages: u64, position: u64, took: Duration) {
+        let label = Self::label(name);
+        self.applied.get_or_create(&label).inc_by(messages);
+        self.position
+            .get_or_create(&label)
+            .set(i64::try_from(position).unwrap_or(i64::MAX));
+        self.apply_seconds
+            .get_or_create(&label)
+            .observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn lag(&self, name: &str, lag: u64) {
+        self.lag
+            .get_or_create(&Self::label(name))
+            .set(i64::try_from(lag).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn error(&self, name: &str, reason: &str) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                projection: name.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+}

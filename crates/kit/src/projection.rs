@@ -1,0 +1,420 @@
+//! One way to derive state from the stream.
+//!
+//! A service's state is a projection of the stream: it folds records, in stream order, into its store,
+//! and saves the position it has folded up to atomically with the state. [`Projection`] is what the
+//! service writes; [`follow`] is everything else, the same for every service:
+//!
+//! 1. **Start**: the stored position must be on this stream: not beyond its end, and the stream's message
+//!    there must be the one the store was derived from ([`Projection::matches`]). A store that is not
+//!    is rebuilt from sequence 1 ([`OnMismatch::Rebuild`]) or refused ([`OnMismatch::Refuse`]; the
+//!    ledger, whose store holds what it signed).
+//! 2. **Follow**: read every message from the position + 1, in batches of what is available (at most
+//!    [`FollowOptions::max_batch`]); a message delivered twice is skipped, a gap stops the projection
+//!    (the stream lost a message). Each batch is applied in a tracing span named after the projection,
+//!    with the first and last sequence as fields. Reading that fails is retried with backoff (100 ms,
+//!    doubling, at most 5 s); an apply that fails stops the projection, which then answers nothing stale
+//!    (see [`crate::run_together`]).
+//! 3. **Progress**: [`Progress`] tells waiters the position, whether the projection has caught up with
+//!    the stream as it was at start, and why it stopped; [`ProjectionMetrics`] exports the position, the
+//!    lag, apply latency and errors.
+//! 4. **Shutdown**: the token is checked between batches; a batch being applied completes (its write is
+//!    one atomic, durable step), so nothing is half applied.
+//!
+//! A projection that also publishes (the credit service's conflict warnings, the ledger's checkpoints)
+//! publishes with deterministic ids in its own namespace: a rebuild or a retry re-derives the same events,
+//! which the bus answers as duplicates, never as second events.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt as _, StreamExt as _};
+use hazchem_bus::{Bus, Filter, Message, Start};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::metrics::ProjectionMetrics;
+
+/// What to do with a store that does not belong to the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnMismatch {
+    /// Empty it and fold the stream again from sequence 1 (derived state with nothing of its own).
+    Rebuild,
+    /// Stop with [`FollowError::Mismatch`] (a store that holds what the service signed).
+    Refuse,
+}
+
+/// State derived from the stream, stored with the position it was derived up to.
+pub trait Projection: Send + Sync + 'static {
+    /// What apply, match and reset fail with.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The projection's name, for spans, metrics and logs.
+    fn name(&self) -> &'static str;
+
+    /// The last stream sequence the store holds (0: none).
+    fn position(&self) -> u64;
+
+    /// Whether `message`, the stream's message at [`Projection::position`], is the one the store was
+    /// derived from.
+    fn matches(&self, message: &Message) -> Result<bool, Self::Error>;
+
+    /// What to do when the store does not belong to the stream.
+    fn on_mismatch(&self) -> OnMismatch {
+        OnMismatch::Rebuild
+    }
+
+    /// Empties the store: the position becomes 0.
+    fn reset(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Folds `batch`, consecutive messages from [`Projection::position`] + 1, into the store; when it
+    /// returns `Ok`, the new state and position are durable. On an error, what was applied before it
+    /// may be kept (with its position); the projection stops.
+    fn apply(&self, batch: Vec<Message>) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// Why a projection stopped following the stream.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError<E: std::error::Error + 'static> {
+    /// The store does not belong to this stream, and the projection refuses to rebuild it.
+    #[error("{projection}: the store does not belong to this stream: {detail}")]
+    Mismatch {
+        projection: &'static str,
+        detail: String,
+    },
+    /// A message is missing from the stream.
+    #[error(
+        "{projection}: stream gap: expected sequence {expected}, the stream delivered {got}; the stream \
+         lost a message the projection cannot fold, so it stops"
+    )]
+    Gap {
+        projection: &'static str,
+        expected: u64,
+        got: u64,
+    },
+    /// The projection's own apply, match or reset failed.
+    #[error("{projection}: {source}")]
+    Projection {
+        projection: &'static str,
+        #[source]
+        source: E,
+    },
+}
+
+/// How to follow.
+#[derive(Debug, Clone)]
+pub struct FollowOptions {
+    /// The most messages applied in one batch.
+    pub max_batch: usize,
+    pub metrics: ProjectionMetrics,
+}
+
+impl Default for FollowOptions {
+    fn default() -> Self {
+        FollowOptions {
+            max_batch: 1000,
+            metrics: ProjectionMetrics::unregistered(),
+        }
+    }
+}
+
+/// Where a projection is, as its waiters see it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FollowState {
+    /// The last sequence applied.
+    pub position: u64,
+    /// Whether the projection has reached the stream's last sequence as it was when following started.
+    pub caught_up: bool,
+    /// Why it stopped following, if it did.
+    pub stopped: Option<String>,
+}
+
+/// Why a wait for a position ended without it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WaitError {
+    #[error("not caught up with the stream (at {position} of {wanted}) within {waited:?}")]
+    Timeout {
+        position: u64,
+        wanted: u64,
+        waited: Duration,
+    },
+    #[error("stopped following the stream: {0}")]
+    Stopped(String),
+}
+
+/// A projection's progress, shared with whoever waits for it. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Progress(Arc<watch::Sender<FollowState>>);
+
+impl Progress {
+    /// Progress starting at `position` (the store's).
+    pub fn new(position: u64) -> Self {
+        Progress(Arc::new(watch::Sender::new(FollowState {
+            position,
+            ..FollowState::default()
+        })))
+    }
+
+    /// The last sequence applied.
+    pub fn position(&self) -> u64 {
+        self.0.borrow().position
+    }
+
+    /// The whole state.
+    pub fn state(&self) -> FollowState {
+        self.0.borrow().clone()
+    }
+
+    /// Changes of the state.
+    pub fn subscribe(&self) -> watch::Receiver<FollowState> {
+        self.0.subscribe()
+    }
+
+    /// Records a new position (after a durable apply).
+    pub fn advance(&self, position: u64) {
+        self.0.send_if_modified(|s| {
+            let changed = s.position != position;
+            s.position = position;
+            changed
+        });
+    }
+
+    fn set_caught_up(&self) {
+        self.0
+            .send_if_modified(|s| !std::mem::replace(&mut s.caught_up, true));
+    }
+
+    fn stop(&self, why: String) {
+        self.0.send_modify(|s| s.stopped = Some(why));
+    }
+
+    /// Waits until the position reaches `sequence`, at most `timeout`.
+    pub async fn wait_for(&self, sequence: u64, timeout: Duration) -> Result<(), WaitError> {
+        let mut rx = self.subscribe();
+        let waited = tokio::time::timeout(
+            timeout,
+            rx.wait_for(|s| s.position >= sequence || s.stopped.is_some()),
+        )
+        .await;
+        let state = self.state();
+        if state.position >= sequence {
+            return Ok(());
+        }
+        match (waited, state.stopped) {
+            (_, Some(why)) => Err(WaitError::Stopped(why)),
+            _ => Err(WaitError::Timeout {
+                position: state.position,
+                wanted: sequence,
+                waited: timeout,
+            }),
+        }
+    }
+
+    /// Waits until the projection has caught up with the stream as it was at start (or stopped).
+    pub async fn wait_caught_up(&self) {
+        let mut rx = self.subscribe();
+        let _ = rx.wait_for(|s| s.caught_up || s.stopped.is_some()).await;
+    }
+}
+
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const LAST_RETRY: Duration = Duration::from_secs(5);
+/// How often the lag behind the stream's end is measured while following.
+const LAG_EVERY: Duration = Duration::from_secs(1);
+
+/// Sleeps `delay` (then doubles it, up to [`LAST_RETRY`]); false if shut down first.
+async fn back_off(delay: &mut Duration, shutdown: &CancellationToken) -> bool {
+    let wait = *delay;
+    *delay = (*delay * 2).min(LAST_RETRY);
+    tokio::select! {
+        () = shutdown.cancelled() => false,
+        () = tokio::time::sleep(wait) => true,
+    }
+}
+
+/// Follows the stream into `projection` until `shutdown` (then `Ok`) or until it must stop; see the
+/// module documentation. `progress` is kept up to date, and says why it stopped.
+pub async fn follow<P: Projection>(
+    projection: &P,
+    bus: &Bus,
+    options: &FollowOptions,
+    progress: &Progress,
+    shutdown: &CancellationToken,
+) -> Result<(), FollowError<P::Error>> {
+    let result = follow_inner(projection, bus, options, progress, shutdown).await;
+    progress.advance(projection.position());
+    match &result {
+        Err(error) => {
+            tracing::error!(projection = projection.name(), %error, "the projection stops");
+            progress.stop(error.to_string());
+        }
+        Ok(()) => progress.stop("the service is shutting down".into()),
+    }
+    result
+}
+
+async fn follow_inner<P: Projection>(
+    projection: &P,
+    bus: &Bus,
+    options: &FollowOptions,
+    progress: &Progress,
+    shutdown: &CancellationToken,
+) -> Result<(), FollowError<P::Error>> {
+    let name = projection.name();
+    let own = |source| FollowError::Projection {
+        projection: name,
+        source,
+    };
+    let metrics = &options.metrics;
+    let mut delay = FIRST_RETRY;
+    // Start: the stream's end, and the store checked against it.
+    let target = loop {
+        match check_store(projection, bus).await {
+            Ok(Ok(target)) => break target,
+            Ok(Err(detail)) => {
+                metrics.error(name, "mismatch");
+                if projection.on_mismatch() == OnMismatch::Refuse {
+                    return Err(FollowError::Mismatch {
+                        projection: name,
+                        detail,
+                    });
+                }
+                tracing::warn!(projection = name, %detail, "the store does not belong to this stream; rebuilding it from sequence 1");
+                projection.reset().await.map_err(own)?;
+                progress.advance(0);
+            }
+            Err(Checking::Projection(error)) => return Err(own(error)),
+            Err(Checking::Bus(error)) => {
+                metrics.error(name, "read");
+                tracing::warn!(projection = name, %error, "cannot read the stream to check the store; retrying");
+                if !back_off(&mut delay, shutdown).await {
+                    return Ok(());
+                }
+            }
+        }
+    };
+    if projection.position() >= target {
+        progress.set_caught_up();
+    } else {
+        tracing::info!(
+            projection = name,
+            from = projection.position() + 1,
+            to = target,
+            "catching up with the stream"
+        );
+    }
+    let mut lag_checked = Instant::now();
+    'read: loop {
+        let mut stream = bus.read(Start::Sequence(projection.position() + 1), Filter::all());
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return Ok(()),
+                next = stream.next() => next,
+            };
+            let first = match next {
+                Some(Ok(message)) => message,
+                failed => {
+                    metrics.error(name, "read");
+                    match failed {
+                        Some(Err(error)) => {
+                            tracing::warn!(projection = name, %error, "reading the stream failed; reading again")
+                        }
+                        _ => tracing::warn!(
+                            projection = name,
+                            "the stream's reader ended; reading again"
+                        ),
+                    }
+                    if !back_off(&mut delay, shutdown).await {
+                        return Ok(());
+                    }
+                    continue 'read;
+                }
+            };
+            let mut batch = vec![first];
+            while batch.len() < options.max_batch {
+                match stream.next().now_or_never() {
+                    Some(Some(Ok(message))) => batch.push(message),
+                    // An error or the end is met again, and handled, by the next read.
+                    _ => break,
+                }
+            }
+            let expected = projection.position() + 1;
+            batch.retain(|m| m.sequence >= expected);
+            let Some(first) = batch.first() else {
+                continue;
+            };
+            for (message, want) in batch.iter().zip(expected..) {
+                if message.sequence != want {
+                    metrics.error(name, "gap");
+                    return Err(FollowError::Gap {
+                        projection: name,
+                        expected: want,
+                        got: message.sequence,
+                    });
+                }
+            }
+            let (first, last, count) = (
+                first.sequence,
+                batch.last().map_or(0, |m| m.sequence),
+                batch.len() as u64,
+            );
+            let span =
+                tracing::info_span!("apply", projection = name, first, last, messages = count);
+            let started = Instant::now();
+            if let Err(error) = projection.apply(batch).instrument(span).await {
+                metrics.error(name, "apply");
+                return Err(own(error));
+            }
+            let position = projection.position();
+            metrics.applied(name, count, position, started.elapsed());
+            progress.advance(position);
+            if position >= target {
+                progress.set_caught_up();
+            }
+            delay = FIRST_RETRY;
+            if lag_checked.elapsed() >= LAG_EVERY {
+                lag_checked = Instant::now();
+                if let Ok(last) = bus.last_sequence().await {
+                    metrics.lag(name, last.saturating_sub(position));
+                }
+            }
+        }
+    }
+}
+
+enum Checking<E> {
+    Projection(E),
+    Bus(hazchem_bus::Error),
+}
+
+/// The stream's last sequence if the store belongs to the stream; `Ok(Err(why))` if it does not.
+async fn check_store<P: Projection>(
+    projection: &P,
+    bus: &Bus,
+) -> Result<Result<u64, String>, Checking<P::Error>> {
+    let last = bus.last_sequence().await.map_err(Checking::Bus)?;
+    let position = projection.position();
+    if position > last {
+        return Ok(Err(format!(
+            "the store holds up to sequence {position}, but the stream ends at {last}: the stream was \
+             reset, or the store belongs to another stream"
+        )));
+    }
+    if position == 0 {
+        return Ok(Ok(last));
+    }
+    let Some(message) = bus.get(position).await.map_err(Checking::Bus)? else {
+        return Ok(Err(format!(
+            "sequence {position}, the store's position, is no longer in the stream"
+        )));
+    };
+    if projection.matches(&message).map_err(Checking::Projection)? {
+        Ok(Ok(last))
+    } else {
+        Ok(Err(format!(
+            "the stream's message at sequence {position} ({}) is not the one the store was derived from",
+            message.subject
+        )))
+    }
+}

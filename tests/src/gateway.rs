@@ -24,9 +24,8 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use hazchem_bus::{Bus, JetStreamConfig};
 use hazchem_domain::Department;
-use hazchem_gateway::{
-    EventGuard, EventSink, Gateway, GatewayConfig, Metrics, Publisher, ServerTlsFiles,
-};
+use hazchem_gateway::{Gateway, GatewayConfig, Metrics, Publisher};
+use hazchem_kit::{EventGuard, EventSink, ServerTlsFiles};
 use hazchem_pki::{ClientTls, DevPki, Principal, SigningKey};
 use hazchem_proto::v1;
 use hazchem_proto::v1::publish_service_client::PublishServiceClient;

@@ -16,7 +16,8 @@ use hazchem_credit::fixtures::{self, uscc};
 use hazchem_credit::registry::{add_months, conflict_warning_id, expiry_event_id};
 use hazchem_credit::{Credit, CreditConfig, CreditGuard, CreditServer, RemoteCreditGuard};
 use hazchem_domain::{Department, Uscc};
-use hazchem_gateway::{EventGuard, EventSink, GatewayConfig, Metrics, Publisher};
+use hazchem_gateway::{GatewayConfig, Metrics, Publisher};
+use hazchem_kit::{EventGuard, EventSink};
 use hazchem_pki::Principal;
 use hazchem_proto::v1;
 use hazchem_proto::v1::credit_service_client::CreditServiceClient;
@@ -194,7 +195,7 @@ fn check_request(e: &Uscc, d: Department, at: Option<DateTime<Utc>>) -> v1::Chec
 }
 
 fn fixtures_ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    hazchem_gateway::timestamp(t)
+    hazchem_proto::time::timestamp(t)
 }
 
 fn active_ids(r: &v1::CheckResponse) -> Vec<String> {

@@ -17,7 +17,7 @@ use hazchem_bus::Bus;
 use hazchem_domain::Department;
 use hazchem_enforcement::task::{CommandKind, Duty};
 use hazchem_enforcement::{Enforcement, EnforcementConfig, TRANSITIONS, TaskState, draw, wire};
-use hazchem_gateway::EventSink;
+use hazchem_kit::EventSink;
 use hazchem_pki::Principal;
 use hazchem_proto::v1;
 use hazchem_proto::v1::enforcement_service_client::EnforcementServiceClient;
@@ -51,7 +51,7 @@ const TASK_TYPES: [&str; 11] = [
 ];
 
 fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    hazchem_gateway::timestamp(t)
+    hazchem_proto::time::timestamp(t)
 }
 
 fn fresh_command_id() -> String {

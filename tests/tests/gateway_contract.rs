@@ -96,7 +96,7 @@ fn waybill_with(change: impl FnOnce(&mut v1::WaybillIssued)) -> v1::Event {
 }
 
 fn ts(text: &str) -> prost_types::Timestamp {
-    hazchem_gateway::timestamp(
+    hazchem_proto::time::timestamp(
         DateTime::parse_from_rfc3339(text)
             .expect("RFC 3339")
             .with_timezone(&Utc),
@@ -642,7 +642,7 @@ async fn subscribe_from_a_time(kind: BusKind) {
             &dept("fire"),
             subscribe_request(
                 v1::EventFilter::default(),
-                Some(Position::Time(hazchem_gateway::timestamp(from))),
+                Some(Position::Time(hazchem_proto::time::timestamp(from))),
             ),
         )
         .await
@@ -668,7 +668,7 @@ async fn subscribe_from_a_time(kind: BusKind) {
             &dept("fire"),
             subscribe_request(
                 v1::EventFilter::default(),
-                Some(Position::Time(hazchem_gateway::timestamp(future))),
+                Some(Position::Time(hazchem_proto::time::timestamp(future))),
             ),
         )
         .await

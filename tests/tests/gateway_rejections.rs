@@ -617,7 +617,7 @@ async fn a_future_timestamp_beyond_the_skew_is_refused(kind: BusKind) {
     let skew = chrono::Duration::from_std(gw.config().max_clock_skew).unwrap();
 
     let mut event = fresh("waybill_issued");
-    event.time = Some(hazchem_gateway::timestamp(
+    event.time = Some(hazchem_proto::time::timestamp(
         Utc::now() + skew + chrono::Duration::minutes(5),
     ));
     let status = refuse(&gw, &dept("transport"), unsigned(&event)).await;
@@ -628,7 +628,7 @@ async fn a_future_timestamp_beyond_the_skew_is_refused(kind: BusKind) {
     let Some(Payload::TripStarted(t)) = trip.payload.as_mut() else {
         unreachable!()
     };
-    t.started_at = Some(hazchem_gateway::timestamp(
+    t.started_at = Some(hazchem_proto::time::timestamp(
         Utc::now() + chrono::Duration::hours(2),
     ));
     let status = refuse(&gw, &dept("transport"), unsigned(&trip)).await;
@@ -640,7 +640,7 @@ async fn a_future_timestamp_beyond_the_skew_is_refused(kind: BusKind) {
 
     // Within the skew: a clock slightly ahead is accepted.
     let mut ahead = fresh("waybill_issued");
-    ahead.time = Some(hazchem_gateway::timestamp(
+    ahead.time = Some(hazchem_proto::time::timestamp(
         Utc::now() + skew - chrono::Duration::seconds(30),
     ));
     gw.publish_event(&ahead).await.unwrap();

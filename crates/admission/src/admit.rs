@@ -359,7 +359,7 @@ impl Admission {
         let time = event
             .time
             .as_ref()
-            .and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
+            .and_then(hazchem_proto::time::datetime)
             .ok_or_else(|| Rejection::invalid("time", "required", "required: must be set"))?;
         let audience: BTreeSet<Department> = event
             .audience

@@ -8,6 +8,8 @@
 //!   issues which licence kinds, who reads what (with the RESTRICTED classification rule), which events
 //!   must carry an origin signature, and the per-publisher NATS permissions derived from it. Loading
 //!   validates every entry against the contract.
+//! - [`read`]: the one read filter ([`EventFilter`]) that Subscribe, Replay and every query service
+//!   apply: the read entitlement of the policy, then what the reader asked for.
 //! - [`validate`]: the contract's own field rules (`(hazchem.v1.rules)`), checked by walking a decoded
 //!   message; every violation is collected with its path, its rule and a sentence, and the index keys
 //!   (enterprises, chemicals, batch codes) are gathered on the way.
@@ -34,6 +36,7 @@
 
 pub mod admit;
 pub mod policy;
+pub mod read;
 pub mod status;
 pub mod validate;
 
@@ -45,5 +48,6 @@ pub use policy::{
     DEFAULT_POLICY, LICENCE_EVENT_TYPES, NatsPermissions, Policy, PolicyError, PolicyProblem,
     event_type_tokens, is_event_type, licence_kind_name,
 };
+pub use read::{EventFilter, Selected};
 pub use status::{ERROR_DOMAIN, id_reused, to_rpc_status};
 pub use validate::{FieldRules, FieldViolation, IndexKeys, Report, field_rules, index_keys};

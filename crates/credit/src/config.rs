@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hazchem_gateway::{ServerTlsFiles, seconds};
+use hazchem_kit::{ServerTlsFiles, seconds};
 use serde::{Deserialize, Serialize};
 
 use crate::registry::{Authority, ListType, TermRule, default_terms};

@@ -18,7 +18,7 @@
 //!   the end of terms (`credit_listing_expired`), both with deterministic ids.
 //! - [`grpc`]: `hazchem.v1.CreditService` (`Check` — the hot path, from memory —, `GetHistory`,
 //!   `ListListings`, `ReviewDecision`) over mTLS; [`CreditGuard`] and [`RemoteCreditGuard`], the gateway's
-//!   [`hazchem_gateway::EventGuard`]s that refuse a bad credit decision before it is appended, with a
+//!   [`hazchem_kit::EventGuard`]s that refuse a bad credit decision before it is appended, with a
 //!   precise status, in one process or across two.
 //!
 //! # The authority rule

@@ -31,7 +31,7 @@ use futures::{FutureExt as _, StreamExt as _};
 use hazchem_admission::Policy;
 use hazchem_bus::{Bus, Filter, Message, Start};
 use hazchem_domain::{Department, Uscc};
-use hazchem_gateway::EventSink;
+use hazchem_kit::EventSink;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;

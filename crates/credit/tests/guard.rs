@@ -230,7 +230,7 @@ async fn bad_credit_decisions_are_refused_precisely_and_append_nothing() {
 
 #[tokio::test]
 async fn the_remote_guard_fails_closed_and_only_departments_decide() {
-    use hazchem_gateway::EventGuard as _;
+    use hazchem_kit::EventGuard as _;
     let pki = common::pki();
     let gateway = hazchem_pki::Principal::service("gateway").unwrap();
     let (cert, key) = if pki.cert_path(&gateway).exists() {

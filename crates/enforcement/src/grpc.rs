@@ -259,7 +259,7 @@ pub async fn run_service(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let server = EnforcementServer::new(service.clone());
-    hazchem_gateway::run_together(
+    hazchem_kit::run_together(
         &shutdown,
         |stop| async move { server.serve(listener, &tls, stop).await },
         |stop| service.run(stop),
@@ -285,7 +285,7 @@ impl EnforcementServer {
         tls: &ServerTls,
         shutdown: CancellationToken,
     ) -> Result<()> {
-        hazchem_gateway::serve_grpc(
+        hazchem_kit::serve_grpc(
             "enforcement service",
             Routes::new(EnforcementServiceServer::new(self)),
             &[EnforcementServiceServer::<EnforcementServer>::NAME],

@@ -91,8 +91,7 @@ fn decode(message: &Message) -> Option<(v1::Record, v1::Event)> {
 }
 
 fn instant(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    let t = t?;
-    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
+    t.and_then(hazchem_proto::time::datetime)
 }
 
 impl Projection {

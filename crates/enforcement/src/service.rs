@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use futures::{FutureExt as _, StreamExt as _};
 use hazchem_bus::{Bus, Filter, Start};
 use hazchem_domain::{Department, Uscc};
-use hazchem_gateway::EventSink;
+use hazchem_kit::EventSink;
 use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;

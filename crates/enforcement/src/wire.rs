@@ -46,7 +46,7 @@ impl Violations {
 
 /// A protobuf timestamp from an instant.
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    hazchem_gateway::timestamp(t)
+    hazchem_proto::time::timestamp(t)
 }
 
 /// An instant from a protobuf timestamp.
@@ -61,9 +61,7 @@ pub(crate) fn instant(
             None
         }
         Some(t) => {
-            let at = u32::try_from(t.nanos)
-                .ok()
-                .and_then(|n| DateTime::from_timestamp(t.seconds, n));
+            let at = hazchem_proto::time::datetime(t);
             if at.is_none() {
                 v.push(field, "timestamp.range", "not a valid instant");
             }

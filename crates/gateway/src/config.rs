@@ -4,26 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use hazchem_kit::ServerTlsFiles;
 use serde::{Deserialize, Serialize};
-
-/// Files of a TLS server that requires department, service and auditor client certificates.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerTlsFiles {
-    /// PEM certificate chain of this server.
-    pub cert: PathBuf,
-    /// PEM private key of this server (read, never logged).
-    pub key: PathBuf,
-    /// PEM certificate(s) of the CA that issues client certificates.
-    pub client_ca: PathBuf,
-}
-
-impl ServerTlsFiles {
-    /// Reads the three files.
-    pub fn load(&self) -> Result<hazchem_pki::ServerTls, hazchem_pki::PkiError> {
-        hazchem_pki::ServerTls::from_files(&self.cert, &self.key, &self.client_ca)
-    }
-}
 
 /// Configuration of the gateway service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,7 +22,7 @@ pub struct GatewayConfig {
     /// The largest encoded event accepted.
     pub max_event_bytes: usize,
     /// How far in the future an event's timestamps may be, to allow for clock drift.
-    #[serde(with = "seconds")]
+    #[serde(with = "hazchem_kit::seconds")]
     pub max_clock_skew: Duration,
 }
 
@@ -78,20 +60,5 @@ impl GatewayConfig {
             return Err("gateway.max_clock_skew: at most one hour".into());
         }
         Ok(())
-    }
-}
-
-/// A duration written as whole seconds in config files.
-pub mod seconds {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_secs())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_secs)
     }
 }

@@ -10,7 +10,7 @@ pub enum Error {
     #[error("keys and certificates: {0}")]
     Pki(#[from] hazchem_pki::PkiError),
     #[error("serving: {0}")]
-    Serve(String),
+    Serve(#[from] hazchem_kit::ServeError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -104,7 +104,7 @@ impl PublishService for Publisher {
     }
 }
 
-fn result_to_proto(result: Result<crate::publish::Accepted, Status>) -> v1::PublishResult {
+fn result_to_proto(result: Result<hazchem_kit::Accepted, Status>) -> v1::PublishResult {
     use v1::publish_result::Outcome;
     v1::PublishResult {
         outcome: Some(match result {

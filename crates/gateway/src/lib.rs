@@ -15,19 +15,15 @@
 mod config;
 mod error;
 mod grpc;
-mod guard;
 mod metrics;
 mod publish;
 mod server;
-mod sink;
 mod subscribe;
 
-pub use config::{GatewayConfig, ServerTlsFiles, seconds};
+pub use config::GatewayConfig;
 pub use error::{Error, Result};
 pub use grpc::MAX_BATCH;
-pub use guard::EventGuard;
 pub use metrics::Metrics;
-pub use publish::{Accepted, Publisher, timestamp};
-pub use server::{Gateway, run_together, serve_grpc};
-pub use sink::EventSink;
-pub use subscribe::{EventFilter, SubscriptionStream, Subscriptions};
+pub use publish::Publisher;
+pub use server::Gateway;
+pub use subscribe::{SubscriptionStream, Subscriptions, subjects, subjects_within};

@@ -12,26 +12,8 @@ use prost::Message;
 use tonic::Status;
 
 use crate::config::GatewayConfig;
-use crate::guard::EventGuard;
 use crate::metrics::Metrics;
-
-/// What a publisher is told about one accepted event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Accepted {
-    pub event_id: String,
-    pub sequence: u64,
-    pub duplicate: bool,
-}
-
-impl From<Accepted> for v1::Accepted {
-    fn from(a: Accepted) -> Self {
-        v1::Accepted {
-            event_id: a.event_id,
-            sequence: a.sequence,
-            duplicate: a.duplicate,
-        }
-    }
-}
+use hazchem_kit::{Accepted, EventGuard};
 
 /// The gateway's publishing core, shared by the gRPC service and by in-process services (which publish
 /// through it as their service principal, so that their events pass the same checks).
@@ -233,7 +215,7 @@ impl Publisher {
             event: signed.event.clone(),
             signature: signed.signature.clone(),
             publisher: Some(publisher_of(principal)),
-            accepted_at: Some(timestamp(now)),
+            accepted_at: Some(hazchem_proto::time::timestamp(now)),
         };
         let outgoing = Outgoing::event(
             principal.name(),
@@ -331,10 +313,13 @@ fn publisher_of(principal: &Principal) -> v1::Publisher {
     }
 }
 
-/// A protobuf timestamp from a chrono instant.
-pub fn timestamp(t: chrono::DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
+#[tonic::async_trait]
+impl hazchem_kit::Publish for Publisher {
+    async fn publish(
+        &self,
+        principal: &Principal,
+        signed: &v1::SignedEvent,
+    ) -> Result<Accepted, Status> {
+        Publisher::publish(self, principal, signed).await
     }
 }

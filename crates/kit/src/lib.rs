@@ -32,5 +32,5 @@ pub use error::ServeError;
 pub use guard::EventGuard;
 pub use metrics::ProjectionMetrics;
 pub use projection::{FollowError, FollowOptions, OnMismatch, Progress, Projection, follow};
-pub use serve::{ServerTlsFiles, run_together, serve_grpc};
+pub use serve::{ServerTlsFiles, run_together, seconds, serve_grpc};
 pub use sink::{Accepted, EventSink, Publish};

@@ -31,6 +31,21 @@ impl ServerTlsFiles {
     }
 }
 
+/// Serde for a `Duration` written as whole seconds in configuration files.
+pub mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
 /// Serves `routes` on `listener` over TLS until `shutdown` is cancelled, then stops accepting calls and
 /// lets running ones finish. Adds gRPC health, reporting each of `services` (full service names) as
 /// serving, and reflection over the whole contract. Every Hazchem Bus server serves through this.

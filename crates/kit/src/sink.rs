@@ -55,8 +55,11 @@ impl std::fmt::Debug for EventSink {
 }
 
 impl EventSink {
-    pub fn new(core: Arc<dyn Publish>, principal: Principal) -> Self {
-        EventSink { core, principal }
+    pub fn new(core: impl Publish, principal: Principal) -> Self {
+        EventSink {
+            core: Arc::new(core),
+            principal,
+        }
     }
 
     /// Who the events are published as.

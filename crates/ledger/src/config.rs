@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hazchem_gateway::{ServerTlsFiles, seconds};
+use hazchem_kit::{ServerTlsFiles, seconds};
 use serde::{Deserialize, Serialize};
 
 /// How much of the store is checked when the ledger starts.

@@ -6,16 +6,10 @@
 //! proof is given only for a leaf the caller may read; asked by event id, an event it may not read is
 //! answered exactly as one that does not exist.
 
-use std::collections::BTreeSet;
-
-use chrono::{DateTime, Utc};
-use hazchem_admission::{FieldViolation, Rejection};
-use hazchem_domain::{CasNumber, Department, Uscc};
-use hazchem_gateway::EventFilter;
+use hazchem_admission::{EventFilter, FieldViolation, Policy, Rejection};
 use hazchem_pki::{Principal, ServerTls, authenticate};
+use hazchem_proto::v1;
 use hazchem_proto::v1::audit_service_server::{AuditService, AuditServiceServer};
-use hazchem_proto::{department_from_i32, v1};
-use prost::Message as _;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -61,7 +55,7 @@ impl AuditServer {
         tls: &ServerTls,
         shutdown: CancellationToken,
     ) -> Result<()> {
-        hazchem_gateway::serve_grpc(
+        hazchem_kit::serve_grpc(
             "audit service",
             Routes::new(AuditServiceServer::new(self)),
             &[AuditServiceServer::<AuditServer>::NAME],
@@ -80,13 +74,13 @@ impl AuditServer {
 pub async fn run_service(
     ledger: Ledger,
     bus: hazchem_bus::Bus,
-    sink: Option<hazchem_gateway::EventSink>,
+    sink: Option<hazchem_kit::EventSink>,
     listener: TcpListener,
     tls: ServerTls,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let server = AuditServer::new(ledger.clone());
-    hazchem_gateway::run_together(
+    hazchem_kit::run_together(
         &shutdown,
         |stop| async move { server.serve(listener, &tls, stop).await },
         |stop| ledger.run(bus, sink, stop),
@@ -100,7 +94,7 @@ fn checkpoint_response(checkpoint: &StoredCheckpoint, origin: &str) -> v1::GetCh
         origin: origin.to_owned(),
         tree_size: checkpoint.size,
         root_hash: checkpoint.root.to_vec(),
-        issued_at: Some(hazchem_gateway::timestamp(checkpoint.issued_at)),
+        issued_at: Some(hazchem_proto::time::timestamp(checkpoint.issued_at)),
     }
 }
 
@@ -113,7 +107,12 @@ impl AuditServer {
             .leaf(index)
             .map_err(status)?
             .ok_or_else(|| Status::internal(format!("leaf {index} is missing from the store")))?;
-        Ok(ReplayFilter::default().admits(self.ledger.policy(), principal, &bytes))
+        Ok(readable(
+            &EventFilter::default(),
+            self.ledger.policy(),
+            principal,
+            &bytes,
+        ))
     }
 
     /// The leaf of event `id` (of `publisher`, if named) among the events `principal` may read: events it
@@ -300,7 +299,7 @@ impl AuditService for AuditServer {
     ) -> Result<Response<Self::ReplayStream>, Status> {
         let principal = authenticate(&request)?;
         let request = request.into_inner();
-        let filter = ReplayFilter::from_proto(&request.filter.unwrap_or_default())?;
+        let filter = EventFilter::from_proto(&request.filter.unwrap_or_default(), "filter")?;
         let size = self.ledger.size();
         let to = if request.to_index == 0 {
             size
@@ -331,7 +330,7 @@ impl AuditService for AuditServer {
             for item in ledger.store().leaves(from, to) {
                 let response = match item {
                     Ok((index, bytes)) => {
-                        if !filter.admits(ledger.policy(), &principal, &bytes) {
+                        if !readable(&filter, ledger.policy(), &principal, &bytes) {
                             continue;
                         }
                         Ok(v1::ReplayResponse {
@@ -354,133 +353,9 @@ impl AuditService for AuditServer {
     }
 }
 
-/// A validated replay filter. Validation is the gateway's ([`EventFilter::from_proto`]), so a bad filter
-/// is refused with the same field violations as a subscription's; matching is a local copy of the
-/// gateway's (which is private there).
-#[derive(Debug, Default, Clone)]
-pub struct ReplayFilter {
-    departments: BTreeSet<Department>,
-    event_types: BTreeSet<String>,
-    enterprises: BTreeSet<String>,
-    chemicals: BTreeSet<String>,
-    batch_codes: BTreeSet<String>,
-    time_from: Option<DateTime<Utc>>,
-    time_until: Option<DateTime<Utc>>,
-}
-
-fn to_chrono(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
-}
-
-impl ReplayFilter {
-    /// Validates a wire filter; violations name `filter.<field>[i]`.
-    pub fn from_proto(filter: &v1::EventFilter) -> Result<Self, Status> {
-        EventFilter::from_proto(filter, "filter")?;
-        Ok(ReplayFilter {
-            departments: filter
-                .departments
-                .iter()
-                .filter_map(|d| department_from_i32(*d).ok())
-                .collect(),
-            event_types: filter.event_types.iter().cloned().collect(),
-            enterprises: filter
-                .enterprises
-                .iter()
-                .filter_map(|u| Uscc::parse(u).ok().map(|u| u.as_str().to_owned()))
-                .collect(),
-            chemicals: filter
-                .chemicals
-                .iter()
-                .filter_map(|c| CasNumber::parse(c).ok().map(|c| c.as_str().to_owned()))
-                .collect(),
-            batch_codes: filter.batch_codes.iter().cloned().collect(),
-            time_from: filter.time_from.as_ref().and_then(to_chrono),
-            time_until: filter.time_until.as_ref().and_then(to_chrono),
-        })
-    }
-
-    /// Whether the filter selects everything.
-    pub fn is_empty(&self) -> bool {
-        self.departments.is_empty()
-            && self.event_types.is_empty()
-            && self.enterprises.is_empty()
-            && self.chemicals.is_empty()
-            && self.batch_codes.is_empty()
-            && self.time_from.is_none()
-            && self.time_until.is_none()
-    }
-
-    /// Whether `principal` may read the record `bytes` and the filter selects it.
-    pub fn admits(
-        &self,
-        policy: &hazchem_admission::Policy,
-        principal: &Principal,
-        bytes: &[u8],
-    ) -> bool {
-        let reads_everything = matches!(principal, Principal::Auditor(_) | Principal::Service(_));
-        if reads_everything && self.is_empty() {
-            // Every leaf, even one that does not decode: auditors verify the log as it is.
-            return true;
-        }
-        let Ok(record) = v1::Record::decode(bytes) else {
-            return false;
-        };
-        let Ok(dynamic) = hazchem_proto::decode_event(&record.event) else {
-            return false;
-        };
-        let Ok(event) = v1::Event::decode(record.event.as_slice()) else {
-            return false;
-        };
-        let token = hazchem_proto::event_type_of(&dynamic)
-            .map(|t| t.token)
-            .unwrap_or_default();
-        let publisher = department_from_i32(event.department).ok();
-        let audience: Vec<Department> = event
-            .audience
-            .iter()
-            .filter_map(|d| department_from_i32(*d).ok())
-            .collect();
-        if !policy.may_read(
-            principal,
-            &token,
-            publisher,
-            event.classification(),
-            &audience,
-        ) {
-            return false;
-        }
-        if !self.departments.is_empty() && !publisher.is_some_and(|d| self.departments.contains(&d))
-        {
-            return false;
-        }
-        if !self.event_types.is_empty() && !self.event_types.contains(&token) {
-            return false;
-        }
-        if self.time_from.is_some() || self.time_until.is_some() {
-            let Some(time) = event.time.as_ref().and_then(to_chrono) else {
-                return false;
-            };
-            if self.time_from.is_some_and(|from| time < from)
-                || self.time_until.is_some_and(|until| time >= until)
-            {
-                return false;
-            }
-        }
-        if self.enterprises.is_empty() && self.chemicals.is_empty() && self.batch_codes.is_empty() {
-            return true;
-        }
-        let keys = hazchem_admission::index_keys(&dynamic);
-        (self.enterprises.is_empty()
-            || keys
-                .enterprises
-                .iter()
-                .any(|e| self.enterprises.contains(e)))
-            && (self.chemicals.is_empty()
-                || keys.chemicals.iter().any(|c| self.chemicals.contains(c)))
-            && (self.batch_codes.is_empty()
-                || keys
-                    .batch_codes
-                    .iter()
-                    .any(|b| self.batch_codes.contains(b)))
-    }
+/// Whether Replay delivers the leaf `bytes` to `principal` under `filter`: the one read filter, except that
+/// auditors and services asking for everything get every leaf as stored, readable or not (they verify the
+/// log as it is).
+fn readable(filter: &EventFilter, policy: &Policy, principal: &Principal, bytes: &[u8]) -> bool {
+    filter.reads_raw(principal) || filter.select(policy, principal, None, bytes).is_some()
 }

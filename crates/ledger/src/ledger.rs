@@ -38,7 +38,7 @@ use chrono::{DateTime, Utc};
 use futures::{FutureExt as _, StreamExt as _};
 use hazchem_admission::Policy;
 use hazchem_bus::{Bus, Filter, Message, Start};
-use hazchem_gateway::EventSink;
+use hazchem_kit::EventSink;
 use hazchem_pki::SigningKey;
 use hazchem_proto::v1;
 use prost::Message as _;
@@ -118,7 +118,7 @@ pub fn checkpoint_event(origin: &str, checkpoint: &StoredCheckpoint) -> v1::Even
         checkpoint_event_id(origin, checkpoint.size),
         format!("/services/{SERVICE_NAME}"),
         None,
-        hazchem_gateway::timestamp(checkpoint.issued_at),
+        hazchem_proto::time::timestamp(checkpoint.issued_at),
         payload,
     );
     event.subject = origin.to_owned();
@@ -145,7 +145,7 @@ fn published_checkpoint(record: &[u8]) -> Option<(v1::CheckpointPublished, DateT
     let time = event
         .time
         .as_ref()
-        .and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
+        .and_then(hazchem_proto::time::datetime)
         .unwrap_or_default();
     match event.payload {
         Some(v1::event::Payload::CheckpointPublished(c)) => Some((c, time)),

@@ -33,7 +33,7 @@ pub mod verify;
 
 pub use config::{LedgerConfig, StartupCheck};
 pub use error::{Error, Result};
-pub use grpc::{AuditServer, ReplayFilter, run_service, status};
+pub use grpc::{AuditServer, run_service, status};
 pub use ledger::{InclusionProof, Ledger, SERVICE_NAME, checkpoint_event, checkpoint_event_id};
 pub use merkle::Hash;
 pub use note::{Checkpoint, DEFAULT_ORIGIN, NoteSigner, VerifierKey};

@@ -22,6 +22,7 @@ pub mod google {
 
 mod convert;
 mod reflect;
+pub mod time;
 
 pub use convert::{UnknownDepartment, department_from_i32};
 pub use hazchem::v1;

@@ -40,7 +40,8 @@ use futures::StreamExt;
 use hazchem_admission::Policy;
 use hazchem_bus::{Bus, JetStreamConfig, Outgoing};
 use hazchem_domain::Department;
-use hazchem_gateway::{Gateway, GatewayConfig, Metrics, Publisher, ServerTlsFiles};
+use hazchem_gateway::{Gateway, GatewayConfig, Metrics, Publisher};
+use hazchem_kit::ServerTlsFiles;
 use hazchem_pki::{DevPki, Principal};
 use hazchem_proto::v1;
 use hazchem_proto::v1::publish_service_client::PublishServiceClient;
@@ -353,7 +354,7 @@ struct Corpus {
 impl Corpus {
     /// `n` fresh items for measurement `tag`, cycling through the templates.
     fn items(&self, tag: &str, n: usize) -> Vec<Item> {
-        let now = hazchem_gateway::timestamp(Utc::now());
+        let now = hazchem_proto::time::timestamp(Utc::now());
         let mut out = Vec::with_capacity(n);
         let mut events = Vec::with_capacity(n);
         for i in 0..n {

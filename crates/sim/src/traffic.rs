@@ -2017,10 +2017,7 @@ fn truth_enterprise(e: &Enterprise) -> TruthEnterprise {
 
 /// A protobuf timestamp.
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
+    hazchem_proto::time::timestamp(t)
 }
 
 /// 00:00 China Standard Time of the day `t` falls on, as an instant.

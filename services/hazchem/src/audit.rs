@@ -286,8 +286,8 @@ async fn replay(args: ReplayArgs) -> Result<()> {
         enterprises: args.enterprises.clone(),
         chemicals: args.chemicals.clone(),
         batch_codes: args.batch_codes.clone(),
-        time_from: args.from_time.map(hazchem_gateway::timestamp),
-        time_until: args.until_time.map(hazchem_gateway::timestamp),
+        time_from: args.from_time.map(hazchem_proto::time::timestamp),
+        time_until: args.until_time.map(hazchem_proto::time::timestamp),
     };
     let mut stream = client
         .replay(v1::ReplayRequest {

@@ -312,7 +312,7 @@ pub async fn tail(args: TailArgs) -> Result<()> {
     let position = if let Some(n) = args.from_sequence {
         Some(Position::Sequence(n))
     } else if let Some(t) = args.from_time {
-        Some(Position::Time(hazchem_gateway::timestamp(t)))
+        Some(Position::Time(hazchem_proto::time::timestamp(t)))
     } else if let Some(name) = &args.durable {
         Some(Position::DurableName(name.clone()))
     } else if args.new {

@@ -166,7 +166,7 @@ async fn check(args: CheckArgs) -> Result<()> {
         .check(v1::CheckRequest {
             uscc: args.uscc.clone(),
             department: department as i32,
-            at: args.at.map(hazchem_gateway::timestamp),
+            at: args.at.map(hazchem_proto::time::timestamp),
         })
         .await
         .map_err(status_error)?
@@ -189,7 +189,7 @@ async fn history(args: HistoryArgs) -> Result<()> {
         .await?
         .get_history(v1::GetHistoryRequest {
             uscc: args.uscc.clone(),
-            as_of: args.as_of.map(hazchem_gateway::timestamp),
+            as_of: args.as_of.map(hazchem_proto::time::timestamp),
         })
         .await
         .map_err(status_error)?
@@ -220,7 +220,7 @@ async fn list(args: ListArgs) -> Result<()> {
             StatusArg::Expired => v1::ListingStatus::Expired as i32,
             StatusArg::Repaired => v1::ListingStatus::Repaired as i32,
         }),
-        as_of: args.as_of.map(hazchem_gateway::timestamp),
+        as_of: args.as_of.map(hazchem_proto::time::timestamp),
         page_size: 1000.min(u32::try_from(args.limit).unwrap_or(1000)),
         page_token: String::new(),
     };
@@ -258,11 +258,10 @@ async fn list(args: ListArgs) -> Result<()> {
 }
 
 fn time(t: Option<&prost_types::Timestamp>) -> String {
-    t.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
-        .map_or_else(
-            || "-".to_owned(),
-            |t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        )
+    t.and_then(hazchem_proto::time::datetime).map_or_else(
+        || "-".to_owned(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+    )
 }
 
 fn department_code(value: i32) -> String {

@@ -316,7 +316,7 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
 }
 
 fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    hazchem_gateway::timestamp(t)
+    hazchem_proto::time::timestamp(t)
 }
 
 fn dept(d: Department) -> i32 {
@@ -669,7 +669,7 @@ fn department_name(d: i32) -> &'static str {
 }
 
 fn instant_text(t: &prost_types::Timestamp) -> String {
-    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+    hazchem_proto::time::datetime(t)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()
 }

@@ -64,7 +64,7 @@ fn record(i: u64) -> (String, Vec<u8>) {
                 v1::Department::Transport as i32,
             )),
         }),
-        accepted_at: Some(hazchem_gateway::timestamp(chrono::Utc::now())),
+        accepted_at: Some(hazchem_proto::time::timestamp(chrono::Utc::now())),
     };
     (event.id, record.encode_to_vec())
 }

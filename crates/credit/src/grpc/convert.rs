@@ -41,13 +41,13 @@ pub const FACT_TOKENS: [&str; 9] = [
 /// A chrono instant from a protobuf timestamp.
 #[must_use]
 pub fn from_timestamp(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
+    hazchem_proto::time::datetime(t)
 }
 
 /// A protobuf timestamp from a chrono instant.
 #[must_use]
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    hazchem_gateway::timestamp(t)
+    hazchem_proto::time::timestamp(t)
 }
 
 fn violation(field: &str, rule: &str, description: impl Into<String>) -> Violation {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hazchem_domain::{Department, Uscc};
-use hazchem_gateway::EventGuard;
+use hazchem_kit::EventGuard;
 use hazchem_pki::{ClientTls, Principal, ServerTls, authenticate};
 use hazchem_proto::v1::credit_service_client::CreditServiceClient;
 use hazchem_proto::v1::credit_service_server::{CreditService, CreditServiceServer};
@@ -217,13 +217,13 @@ impl EventGuard for RemoteCreditGuard {
 pub async fn run_service(
     credit: Credit,
     bus: hazchem_bus::Bus,
-    sink: hazchem_gateway::EventSink,
+    sink: hazchem_kit::EventSink,
     listener: TcpListener,
     tls: ServerTls,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let server = CreditServer::new(credit.clone());
-    hazchem_gateway::run_together(
+    hazchem_kit::run_together(
         &shutdown,
         |stop| async move { server.serve(listener, &tls, stop).await },
         |stop| credit.run(bus, sink, stop),
@@ -255,7 +255,7 @@ impl CreditServer {
         tls: &ServerTls,
         shutdown: CancellationToken,
     ) -> Result<()> {
-        hazchem_gateway::serve_grpc(
+        hazchem_kit::serve_grpc(
             "credit service",
             Routes::new(CreditServiceServer::new(self)),
             &[CreditServiceServer::<CreditServer>::NAME],

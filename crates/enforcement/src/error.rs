@@ -57,7 +57,11 @@ pub enum Error {
 
     /// Serving gRPC failed.
     #[error("serving: {0}")]
-    Serve(String),
+    Serve(#[from] hazchem_kit::ServeError),
+
+    /// The projection stopped following the stream.
+    #[error("{0}")]
+    Follow(Box<hazchem_kit::FollowError<Error>>),
 
     /// File I/O.
     #[error("{path}: {source}")]

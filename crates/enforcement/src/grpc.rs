@@ -294,7 +294,7 @@ impl EnforcementServer {
             shutdown,
         )
         .await
-        .map_err(|e| Error::Serve(e.to_string()))
+        .map_err(Error::from)
     }
 
     /// Runs a converted command; conversion violations refuse it before anything else.

@@ -22,13 +22,11 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use futures::{FutureExt as _, StreamExt as _};
-use hazchem_bus::{Bus, Filter, Start};
+use hazchem_bus::Bus;
 use hazchem_domain::{Department, Uscc};
 use hazchem_kit::EventSink;
 use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::EnforcementConfig;
@@ -79,13 +77,6 @@ pub struct TaskQuery {
     pub limit: usize,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Progress {
-    applied: u64,
-    /// Why the projection stopped following the stream, if it did.
-    stopped: Option<String>,
-}
-
 /// The enforcement service. Cheap to clone; clones share everything.
 #[derive(Debug, Clone)]
 pub struct Enforcement {
@@ -98,7 +89,7 @@ struct Inner {
     registers: Registers,
     store: Store,
     state: RwLock<Projection>,
-    progress: watch::Sender<Progress>,
+    progress: hazchem_kit::Progress,
     commands: tokio::sync::Mutex<()>,
     bus: Bus,
     sink: EventSink,
@@ -146,7 +137,7 @@ impl Enforcement {
     ) -> Result<Enforcement> {
         let store = Store::open(&config.store)?;
         // Derived state: a store that does not load, or does not match the stream, is rebuilt.
-        let mut projection = match store.load() {
+        let projection = match store.load() {
             Ok(p) => p,
             Err(Error::Corrupt(problem)) => {
                 tracing::warn!(store = %config.store.display(), %problem, "the enforcement store is corrupt; rebuilding it from the stream");
@@ -155,21 +146,13 @@ impl Enforcement {
             }
             Err(other) => return Err(other),
         };
-        if let Some(problem) = mismatch(&projection, &bus).await? {
-            tracing::warn!(store = %config.store.display(), %problem, "the enforcement store does not match the stream; rebuilding it from the stream");
-            store.clear()?;
-            projection = Projection::default();
-        }
         tracing::info!(
             store = %config.store.display(),
             applied = projection.applied,
             tasks = projection.tasks.len(),
             "enforcement store loaded"
         );
-        let (progress, _) = watch::channel(Progress {
-            applied: projection.applied,
-            stopped: None,
-        });
+        let progress = hazchem_kit::Progress::new(projection.applied);
         Ok(Enforcement {
             inner: Arc::new(Inner {
                 config: config.clone(),
@@ -191,89 +174,40 @@ impl Enforcement {
 
     /// The last stream sequence the projection includes.
     pub fn applied(&self) -> u64 {
-        self.inner.progress.borrow().applied
+        self.inner.progress.position()
     }
 
-    /// Follows the stream and checks deadlines until `shutdown`. Returns an error if the projection cannot
-    /// be stored (it then stops, and commands answer UNAVAILABLE).
+    /// Follows the stream (with the kit's [`hazchem_kit::follow`]; the store is checked against the stream
+    /// first, and rebuilt if it belongs to another) and checks deadlines until `shutdown`. Returns an error
+    /// if the projection cannot be stored (it then stops, and commands answer UNAVAILABLE).
     pub async fn run(&self, shutdown: CancellationToken) -> Result<()> {
         let tasks = shutdown.child_token();
         let escalations = tokio::spawn(self.clone().escalation_loop(tasks.clone()));
-        let result = self.follow(&tasks).await;
-        if let Err(error) = &result {
-            tracing::error!(%error, "the enforcement projection stops");
-            self.inner
-                .progress
-                .send_modify(|p| p.stopped = Some(error.to_string()));
-        } else {
-            self.inner
-                .progress
-                .send_modify(|p| p.stopped = Some("the service is shutting down".into()));
-        }
+        let options = hazchem_kit::FollowOptions {
+            max_batch: self.inner.config.max_batch,
+            ..hazchem_kit::FollowOptions::default()
+        };
+        let result = hazchem_kit::follow(
+            self,
+            &self.inner.bus,
+            &options,
+            &self.inner.progress,
+            &tasks,
+        )
+        .await
+        .map_err(|e| Error::Follow(Box::new(e)));
         tasks.cancel();
         let _ = escalations.await;
         result
     }
 
-    async fn follow(&self, shutdown: &CancellationToken) -> Result<()> {
-        let start = self.applied() + 1;
-        let mut stream = self.inner.bus.read(Start::Sequence(start), Filter::all());
-        let max_batch = self.inner.config.max_batch;
-        loop {
-            let next = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => return Ok(()),
-                next = stream.next() => next,
-            };
-            let Some(first) = next else {
-                return Err(Error::Bus(hazchem_bus::Error::Cancelled));
-            };
-            let mut batch = vec![first?];
-            while batch.len() < max_batch {
-                match stream.next().now_or_never() {
-                    Some(Some(message)) => batch.push(message?),
-                    _ => break,
-                }
-            }
-            let mut dirty = BTreeSet::new();
-            let applied = {
-                let mut state = self.inner.state.write().expect("not poisoned");
-                for message in &batch {
-                    state.apply_message(message, &mut dirty);
-                }
-                self.inner.store.save(&state, &dirty)?;
-                state.applied
-            };
-            // Durable before the position is acted on. Batches that changed only risk facts are left to
-            // sled's own periodic flush: losing them in a crash only means reading them again.
-            if dirty.iter().any(|k| !matches!(k, Key::Risk(_))) || batch.len() >= max_batch {
-                self.inner.store.flush().await?;
-            }
-            self.inner.progress.send_modify(|p| p.applied = applied);
-        }
-    }
-
     /// Waits until the projection includes sequence `sequence`.
     async fn wait_applied(&self, sequence: u64) -> Result<()> {
-        let mut rx = self.inner.progress.subscribe();
-        let wait = rx.wait_for(|p| p.applied >= sequence || p.stopped.is_some());
-        let progress = tokio::time::timeout(self.inner.config.command_timeout, wait)
+        self.inner
+            .progress
+            .wait_for(sequence, self.inner.config.command_timeout)
             .await
-            .map_err(|_| {
-                Error::Unavailable(format!(
-                    "the service has not caught up with the stream (at {} of {sequence}) within {:?}; retry",
-                    self.applied(),
-                    self.inner.config.command_timeout
-                ))
-            })?
-            .map_err(|_| Error::Unavailable("the service stopped".into()))?;
-        if progress.applied >= sequence {
-            return Ok(());
-        }
-        Err(Error::Unavailable(format!(
-            "the service stopped following the stream: {}",
-            progress.stopped.clone().unwrap_or_default()
-        )))
+            .map_err(|e| Error::Unavailable(format!("{e}; retry")))
     }
 
     /// Waits until the projection includes everything on the stream now.
@@ -453,28 +387,57 @@ impl Enforcement {
     }
 }
 
-/// Why a stored projection cannot have been derived from `bus`'s stream, if it cannot.
-async fn mismatch(p: &Projection, bus: &Bus) -> Result<Option<String>> {
-    let last = bus.last_sequence().await?;
-    if p.applied > last {
-        return Ok(Some(format!(
-            "the store has applied up to sequence {} but the stream ends at {last}",
-            p.applied
-        )));
+/// The enforcement state is a projection of the stream, followed by the kit.
+impl hazchem_kit::Projection for Enforcement {
+    type Error = Error;
+
+    fn name(&self) -> &'static str {
+        "enforcement"
     }
-    if let Some((sequence, id)) = &p.last_event {
-        match bus.get(*sequence).await? {
-            Some(message) if message.id() == id => {}
-            Some(message) => {
-                return Ok(Some(format!(
-                    "the store's event {id} at sequence {sequence} is {} on the stream",
-                    message.id()
-                )));
+
+    fn position(&self) -> u64 {
+        self.inner.state.read().expect("not poisoned").applied
+    }
+
+    /// The last task event: the store keeps its sequence and id.
+    fn anchor(&self) -> Option<u64> {
+        let state = self.inner.state.read().expect("not poisoned");
+        state.last_event.as_ref().map(|(sequence, _)| *sequence)
+    }
+
+    fn matches(&self, message: &hazchem_bus::Message) -> Result<bool> {
+        let state = self.inner.state.read().expect("not poisoned");
+        Ok(state
+            .last_event
+            .as_ref()
+            .is_some_and(|(_, id)| message.id() == id))
+    }
+
+    async fn reset(&self) -> Result<()> {
+        self.inner.store.clear()?;
+        *self.inner.state.write().expect("not poisoned") = Projection::default();
+        Ok(())
+    }
+
+    /// Applies the batch in memory and writes it to sled in one atomic batch with the new position, then
+    /// flushes. Batches that changed only risk facts are left to sled's own periodic flush: losing them in
+    /// a crash loses their position with them, so they are only read again.
+    async fn apply(&self, batch: Vec<hazchem_bus::Message>) -> Result<()> {
+        let mut dirty = BTreeSet::new();
+        {
+            let mut state = self.inner.state.write().expect("not poisoned");
+            for message in &batch {
+                state.apply_message(message, &mut dirty);
             }
-            None => return Ok(Some(format!("sequence {sequence} is not on the stream"))),
+            self.inner.store.save(&state, &dirty)?;
         }
+        if dirty.iter().any(|k| !matches!(k, Key::Risk(_)))
+            || batch.len() >= self.inner.config.max_batch
+        {
+            self.inner.store.flush().await?;
+        }
+        Ok(())
     }
-    Ok(None)
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! service writes; [`follow`] is everything else, the same for every service:
 //!
 //! 1. **Start**: the stored position must be on this stream: not beyond its end, and the stream's message
-//!    there must be the one the store was derived from ([`Projection::matches`]). A store that is not
+//!    at the store's anchor (by default its position) must be the one the store was derived from
+//!    ([`Projection::matches`]). A store that is not
 //!    is rebuilt from sequence 1 ([`OnMismatch::Rebuild`]) or refused ([`OnMismatch::Refuse`]; the
 //!    ledger, whose store holds what it signed).
 //! 2. **Follow**: read every message from the position + 1, in batches of what is available (at most
@@ -55,8 +56,14 @@ pub trait Projection: Send + Sync + 'static {
     /// The last stream sequence the store holds (0: none).
     fn position(&self) -> u64;
 
-    /// Whether `message`, the stream's message at [`Projection::position`], is the one the store was
-    /// derived from.
+    /// The sequence of a stream message the store can recognise ([`Projection::matches`]), to check at
+    /// start that the store was derived from this stream; by default the position itself. `None`: the
+    /// store holds nothing to recognise (only the position is checked against the stream's end).
+    fn anchor(&self) -> Option<u64> {
+        Some(self.position()).filter(|p| *p > 0)
+    }
+
+    /// Whether `message`, the stream's message at [`Projection::anchor`], is the one the store saw there.
     fn matches(&self, message: &Message) -> Result<bool, Self::Error>;
 
     /// What to do when the store does not belong to the stream.
@@ -401,19 +408,19 @@ async fn check_store<P: Projection>(
              reset, or the store belongs to another stream"
         )));
     }
-    if position == 0 {
+    let Some(anchor) = projection.anchor() else {
         return Ok(Ok(last));
-    }
-    let Some(message) = bus.get(position).await.map_err(Checking::Bus)? else {
+    };
+    let Some(message) = bus.get(anchor).await.map_err(Checking::Bus)? else {
         return Ok(Err(format!(
-            "sequence {position}, the store's position, is no longer in the stream"
+            "sequence {anchor}, which the store was derived from, is no longer in the stream"
         )));
     };
     if projection.matches(&message).map_err(Checking::Projection)? {
         Ok(Ok(last))
     } else {
         Ok(Err(format!(
-            "the stream's message at sequence {position} ({}) is not the one the store was derived from",
+            "the stream's message at sequence {anchor} ({}) is not the one the store was derived from",
             message.subject
         )))
     }

@@ -25,12 +25,12 @@ pub enum Error {
     Corrupt(String),
     #[error("the bus: {0}")]
     Bus(#[from] hazchem_bus::Error),
-    #[error("the stream skipped from sequence {expected} to {found}")]
-    StreamGap { expected: u64, found: u64 },
     #[error("publishing {what}: {status}")]
     Publish { what: String, status: String },
     #[error("serving: {0}")]
-    Serve(String),
+    Serve(#[from] hazchem_kit::ServeError),
+    #[error("{0}")]
+    Follow(Box<hazchem_kit::FollowError<Error>>),
 }
 
 impl Error {

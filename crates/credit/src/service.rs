@@ -27,11 +27,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use futures::{FutureExt as _, StreamExt as _};
 use hazchem_admission::Policy;
-use hazchem_bus::{Bus, Filter, Message, Start};
+use hazchem_bus::{Bus, Message};
 use hazchem_domain::{Department, Uscc};
 use hazchem_kit::EventSink;
+use hazchem_kit::{FollowOptions, Progress};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -48,8 +48,6 @@ use crate::store::CreditStore;
 
 /// The most messages applied in one durable batch.
 const MAX_BATCH: usize = 1000;
-/// How long to wait before reading the stream again after it failed.
-const RETRY: Duration = Duration::from_secs(1);
 
 /// Why a review did not approve a decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,10 +75,9 @@ struct Inner {
     rules: Arc<Rules>,
     registry: RwLock<Registry>,
     store: CreditStore,
-    /// The last sequence applied in memory.
-    applied: watch::Sender<u64>,
-    /// Whether the registry has caught up with the stream as it was at start.
-    caught_up: watch::Sender<bool>,
+    /// The last sequence applied in memory, whether the registry has caught up with the stream as it
+    /// was at start, and why it stopped following.
+    progress: Progress,
     /// When the next unannounced term ends (wakes the expiry timer when it changes).
     next_expiry: watch::Sender<Option<DateTime<Utc>>>,
 }
@@ -138,8 +135,7 @@ impl Credit {
             listings = registry.len(),
             "credit registry loaded"
         );
-        let (applied, _) = watch::channel(registry.position());
-        let (caught_up, _) = watch::channel(false);
+        let progress = Progress::new(registry.position());
         let (next_expiry, _) = watch::channel(registry.next_expiry());
         Ok(Credit {
             inner: Arc::new(Inner {
@@ -148,8 +144,7 @@ impl Credit {
                 rules,
                 registry: RwLock::new(registry),
                 store,
-                applied,
-                caught_up,
+                progress,
                 next_expiry,
             }),
         })
@@ -173,7 +168,7 @@ impl Credit {
     /// The last stream sequence applied.
     #[must_use]
     pub fn position(&self) -> u64 {
-        *self.inner.applied.borrow()
+        self.inner.progress.position()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
@@ -222,10 +217,11 @@ impl Credit {
 
     /// Waits until the registry has applied the stream up to `sequence`, at most `timeout`.
     pub async fn wait_for(&self, sequence: u64, timeout: Duration) -> bool {
-        let mut rx = self.inner.applied.subscribe();
-        tokio::time::timeout(timeout, rx.wait_for(|p| *p >= sequence))
+        self.inner
+            .progress
+            .wait_for(sequence, timeout)
             .await
-            .is_ok_and(|r| r.is_ok())
+            .is_ok()
     }
 
     /// Reviews a credit decision once the registry includes the stream up to `up_to` (the guard's rule).
@@ -249,15 +245,14 @@ impl Credit {
         let outcomes = facts.into_iter().map(|f| registry.apply(f)).collect();
         let position = registry.position();
         drop(registry);
-        self.inner.applied.send_replace(position);
+        self.inner.progress.advance(position);
         outcomes
     }
 
-    /// Follows the stream until `shutdown`: ingests it into the registry and the store, raises conflict
-    /// warnings and announces term ends through `sink` (as service `credit`).
+    /// Follows the stream until `shutdown` (with the kit's [`hazchem_kit::follow`]: a store that belongs to
+    /// another stream is rebuilt from sequence 1): ingests it into the registry and the store, raises
+    /// conflict warnings and announces term ends through `sink` (as service `credit`).
     pub async fn run(&self, bus: Bus, sink: EventSink, shutdown: CancellationToken) -> Result<()> {
-        self.check_store_against_stream(&bus).await?;
-        let target = bus.last_sequence().await?;
         let stop_expiries = shutdown.child_token();
         let expiries = {
             let credit = self.clone();
@@ -265,84 +260,27 @@ impl Credit {
             let stop = stop_expiries.clone();
             tokio::spawn(async move { credit.announce_expiries(sink, stop).await })
         };
-        let result = self.ingest(&bus, &sink, &shutdown, target).await;
+        let follower = Follower {
+            credit: self.clone(),
+            sink,
+            shutdown: shutdown.clone(),
+        };
+        let options = FollowOptions {
+            max_batch: MAX_BATCH,
+            ..FollowOptions::default()
+        };
+        let result =
+            hazchem_kit::follow(&follower, &bus, &options, &self.inner.progress, &shutdown)
+                .await
+                .map_err(|e| Error::Follow(Box::new(e)));
         stop_expiries.cancel();
         let _ = expiries.await;
         result
     }
 
-    /// A store that does not belong to this stream is rebuilt: the stream is shorter than its position, or
-    /// holds another event there.
-    async fn check_store_against_stream(&self, bus: &Bus) -> Result<()> {
-        let position = self.position();
-        if position == 0 {
-            return Ok(());
-        }
-        let anchor = self.inner.store.load()?.anchor;
-        let message = bus.get(position).await?;
-        let same = matches!((&message, &anchor), (Some(m), Some(a)) if m.id() == a);
-        if same {
-            return Ok(());
-        }
-        tracing::warn!(
-            position,
-            stored = ?anchor,
-            found = ?message.as_ref().map(Message::id),
-            "the credit store does not match the stream; rebuilding it from sequence 1"
-        );
-        self.inner.store.reset()?;
-        *self.write() = Registry::new(self.inner.rules.clone());
-        self.inner.applied.send_replace(0);
-        Ok(())
-    }
-
-    async fn ingest(
-        &self,
-        bus: &Bus,
-        sink: &EventSink,
-        shutdown: &CancellationToken,
-        target: u64,
-    ) -> Result<()> {
-        if self.position() >= target {
-            self.inner.caught_up.send_replace(true);
-        }
-        'read: loop {
-            let mut stream = bus.read(Start::Sequence(self.position() + 1), Filter::all());
-            loop {
-                let first = tokio::select! {
-                    () = shutdown.cancelled() => return Ok(()),
-                    next = stream.next() => next,
-                };
-                let first = match first {
-                    Some(Ok(m)) => m,
-                    Some(Err(error)) => {
-                        tracing::warn!(%error, "reading the stream failed; reading again");
-                        tokio::select! {
-                            () = shutdown.cancelled() => return Ok(()),
-                            () = tokio::time::sleep(RETRY) => continue 'read,
-                        }
-                    }
-                    None => continue 'read,
-                };
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match stream.next().now_or_never() {
-                        Some(Some(Ok(m))) => batch.push(m),
-                        _ => break,
-                    }
-                }
-                if !self.ingest_batch(batch, sink, shutdown).await? {
-                    return Ok(());
-                }
-                if self.position() >= target {
-                    self.inner.caught_up.send_replace(true);
-                }
-            }
-        }
-    }
-
     /// Applies a batch in memory, publishes its warnings, and stores it. False if shut down before the
-    /// batch was stored (it is read again on the next start).
+    /// batch was stored (it is read again on the next start). The kit's follow loop hands over
+    /// consecutive messages after the registry's position.
     async fn ingest_batch(
         &self,
         batch: Vec<Message>,
@@ -355,16 +293,6 @@ impl Credit {
         let position = {
             let mut registry = self.write();
             for message in &batch {
-                let expected = registry.position() + 1;
-                if message.sequence < expected {
-                    continue;
-                }
-                if message.sequence > expected {
-                    return Err(Error::StreamGap {
-                        expected,
-                        found: message.sequence,
-                    });
-                }
                 anchor = message.id().to_owned();
                 let recorded = match convert::fact_of(message) {
                     Ok(Some(recorded)) => recorded,
@@ -401,7 +329,8 @@ impl Credit {
             });
             registry.position()
         };
-        self.inner.applied.send_replace(position);
+        // Queries and reviews see the batch at once; the kit records it again once stored.
+        self.inner.progress.advance(position);
         for conflict in &conflicts {
             let event =
                 convert::conflict_warning(conflict, self.inner.config.conflict_acknowledge_hours);
@@ -427,10 +356,9 @@ impl Credit {
     /// announcement is published once per run; the listing stops being due when its event comes back
     /// through the stream.
     async fn announce_expiries(&self, sink: EventSink, shutdown: CancellationToken) {
-        let mut caught_up = self.inner.caught_up.subscribe();
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = caught_up.wait_for(|c| *c) => {}
+            () = self.inner.progress.wait_caught_up() => {}
         }
         let mut next_expiry = self.inner.next_expiry.subscribe();
         let interval = self.inner.config.expiry_interval;
@@ -481,6 +409,47 @@ impl Credit {
                 _ = next_expiry.changed() => {}
             }
         }
+    }
+}
+
+/// The credit registry as a projection of the stream, with what its batches publish through.
+struct Follower {
+    credit: Credit,
+    sink: EventSink,
+    shutdown: CancellationToken,
+}
+
+impl hazchem_kit::Projection for Follower {
+    type Error = Error;
+
+    fn name(&self) -> &'static str {
+        "credit"
+    }
+
+    fn position(&self) -> u64 {
+        self.credit.read().position()
+    }
+
+    /// The store keeps the id of the message at its position.
+    fn matches(&self, message: &Message) -> Result<bool> {
+        let anchor = self.credit.inner.store.load()?.anchor;
+        Ok(anchor.is_some_and(|a| a == message.id()))
+    }
+
+    async fn reset(&self) -> Result<()> {
+        self.credit.inner.store.reset()?;
+        *self.credit.write() = Registry::new(self.credit.inner.rules.clone());
+        self.credit.inner.progress.advance(0);
+        Ok(())
+    }
+
+    /// A batch shut down in the middle (its warnings not all published) is not stored: it is read again
+    /// on the next start, and the warnings it published deduplicate.
+    async fn apply(&self, batch: Vec<Message>) -> Result<()> {
+        self.credit
+            .ingest_batch(batch, &self.sink, &self.shutdown)
+            .await
+            .map(|_stored| ())
     }
 }
 

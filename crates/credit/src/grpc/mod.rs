@@ -264,7 +264,7 @@ impl CreditServer {
             shutdown,
         )
         .await
-        .map_err(|e| Error::Serve(e.to_string()))
+        .map_err(Error::from)
     }
 
     /// Whether `principal` may query the registry.

@@ -257,7 +257,7 @@ fn main() {
             .unwrap();
     }
     writer
-        .finish(&note, Some(&signer.verifier()), None)
+        .finish(&note, Some(&signer.verifier()), None, chrono::Utc::now())
         .unwrap();
     let started = Instant::now();
     let verified =

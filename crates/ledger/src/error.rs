@@ -1,5 +1,6 @@
 //! The ledger's error type. Failures of one gRPC call are `tonic::Status` values built in `grpc.rs`;
-//! failures of an offline verification are [`crate::verify::VerifyFailure`]s.
+//! failures of an offline verification are [`crate::verify::VerifyFailure`]s; the verifier crate's
+//! errors become the ledger's of the same meaning.
 
 /// Everything that can stop the ledger or fail one of its operations.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +94,24 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The verifier's errors, each as the ledger's error of the same meaning (so that `status` maps an
+/// out-of-range proof request to `OUT_OF_RANGE`, and a file error to `UNAVAILABLE`, as before).
+impl From<hazchem_verify::Error> for Error {
+    fn from(error: hazchem_verify::Error) -> Self {
+        use hazchem_verify::Error as V;
+        // No catch-all: a new verifier error must be given its meaning here.
+        match error {
+            V::OutOfRange(message) => Error::OutOfRange(message),
+            V::MissingNode { level, index } => Error::MissingNode { level, index },
+            V::Note(error) => Error::Note(error),
+            V::Io { path, source } => Error::Io { path, source },
+            other @ (V::Key { .. } | V::KeyFile { .. } | V::BundleDirNotEmpty { .. }) => {
+                Error::Config(other.to_string())
+            }
+        }
+    }
 }
 
 impl From<hazchem_admission::PolicyError> for Error {

@@ -17,19 +17,21 @@
 //!   and `hazchem audit export`; they name the first index where anything disagrees. [`online`] runs the
 //!   same verifier over a running audit service's replay.
 //!
+//! [`merkle`], [`note`], [`verify`] and [`bundle`] live in `hazchem-verify`, which has no store, bus or
+//! gRPC dependencies so that an auditor's tool can depend on it alone; they are re-exported here under
+//! the same paths. The ledger's [`Error`] takes that crate's errors (`From<hazchem_verify::Error>`).
+//!
 //! Architecture invariant: the ledger's store is derived state. The stream is the record; the store is
 //! rebuilt from it when lost and is never trusted over the checkpoints the ledger signed.
 
-pub mod bundle;
 mod config;
 mod error;
 mod grpc;
 mod ledger;
-pub mod merkle;
-pub mod note;
 pub mod online;
 pub mod store;
-pub mod verify;
+
+pub use hazchem_verify::{bundle, merkle, note, verify};
 
 pub use config::{LedgerConfig, StartupCheck};
 pub use error::{Error, Result};

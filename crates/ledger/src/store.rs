@@ -447,6 +447,8 @@ impl LedgerStore {
 }
 
 impl NodeSource for LedgerStore {
+    type Error = Error;
+
     fn node(&self, level: u8, index: u64) -> Result<Hash> {
         if level >= CACHED_LEVEL {
             let cache = self.upper.read().expect("not poisoned");

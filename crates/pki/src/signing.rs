@@ -91,6 +91,14 @@ impl SigningKey {
     }
 }
 
+/// The `ed25519_dalek` key, for code that signs without this crate (`hazchem_verify::NoteSigner`, which
+/// an auditor's tool uses without the PKI crate, takes one).
+impl From<SigningKey> for ed25519_dalek::SigningKey {
+    fn from(key: SigningKey) -> Self {
+        key.0
+    }
+}
+
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKey")
@@ -207,6 +215,14 @@ impl PublicKey {
             ));
         }
         Ok(Self(key))
+    }
+}
+
+/// The `ed25519_dalek` key (`hazchem_verify::PublicKey` converts from it, refusing weak keys as this
+/// type does).
+impl From<PublicKey> for VerifyingKey {
+    fn from(key: PublicKey) -> Self {
+        key.0
     }
 }
 
@@ -458,6 +474,16 @@ mod tests {
         assert_eq!(PublicKey::parse(&public.to_pem()).unwrap(), public);
         assert_eq!(PublicKey::parse(&public.to_base64()).unwrap(), public);
         assert_eq!(public.fingerprint().len(), 16);
+    }
+
+    #[test]
+    fn conversions_to_ed25519_dalek_keep_the_key() {
+        let key = SigningKey::generate();
+        let public = key.public_key();
+        let signature = key.sign(b"m");
+        let dalek = ed25519_dalek::SigningKey::from(key);
+        assert_eq!(dalek.verifying_key(), VerifyingKey::from(public));
+        assert_eq!(dalek.sign(b"m").to_bytes(), signature);
     }
 
     #[test]

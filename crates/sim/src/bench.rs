@@ -940,7 +940,7 @@ async fn ledger(rig: &Rig) -> std::result::Result<LedgerRates, String> {
     }
     let key = ledger.verifier_key().clone();
     writer
-        .finish(&checkpoint.note, Some(&key), None)
+        .finish(&checkpoint.note, Some(&key), None, Utc::now())
         .map_err(|e| e.to_string())?;
     let bundle_bytes = std::fs::metadata(bundle.join(hazchem_ledger::bundle::RECORDS))
         .map(|m| m.len())

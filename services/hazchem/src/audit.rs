@@ -561,6 +561,7 @@ async fn export(args: ExportArgs) -> Result<()> {
         &note,
         Some(&key),
         earlier.as_ref().map(|(n, p)| (*n, p.as_slice())),
+        chrono::Utc::now(),
     )?;
     println!(
         "exported {size} records with the checkpoint of size {size} to {}; check it with:\n  hazchem audit verify --bundle {} --key <ledger.pub>",

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -141,10 +142,9 @@ impl BundleWriter {
         if dir.exists() {
             let mut entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
             if entries.next().is_some() {
-                return Err(Error::Config(format!(
-                    "{} exists and is not empty; choose a new directory for the bundle",
-                    dir.display()
-                )));
+                return Err(Error::BundleDirNotEmpty {
+                    path: dir.display().to_string(),
+                });
             }
         }
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -166,12 +166,14 @@ impl BundleWriter {
     }
 
     /// Writes the checkpoint, the key, the optional earlier checkpoint with its consistency proof, and
-    /// the manifest.
+    /// the manifest, whose `createdAt` is `created_at` (the caller's clock, normally now; descriptive
+    /// only, like the rest of the manifest).
     pub fn finish(
         mut self,
         checkpoint_note: &str,
         key: Option<&VerifierKey>,
         earlier: Option<(&str, &[Hash])>,
+        created_at: DateTime<Utc>,
     ) -> Result<PathBuf> {
         let path = self.dir.join(RECORDS);
         self.records.flush().map_err(|e| Error::io(&path, e))?;
@@ -199,7 +201,7 @@ impl BundleWriter {
             origin: checkpoint.origin,
             tree_size: checkpoint.size,
             records: self.count,
-            created_at: chrono::Utc::now().to_rfc3339(),
+            created_at: created_at.to_rfc3339(),
         };
         self.write(
             MANIFEST,

@@ -3,40 +3,24 @@
 
 use std::path::{Path, PathBuf};
 
-use hazchem_ledger::bundle::{self, BundleRecord, BundleWriter};
-use hazchem_ledger::merkle::{self, MemoryTree};
-use hazchem_ledger::note::{Checkpoint, NoteSigner, VerifierKey};
-use hazchem_ledger::verify::{ProblemKind, VerifyFailure};
-use hazchem_pki::SigningKey;
-use hazchem_proto::v1;
-use prost::Message;
+use hazchem_verify::bundle::{self, BundleRecord, BundleWriter};
+use hazchem_verify::merkle::{self, MemoryTree};
+use hazchem_verify::note::{Checkpoint, NoteSigner, VerifierKey};
+use hazchem_verify::verify::{ProblemKind, VerifyFailure};
 
 const N: u64 = 100;
 const ORIGIN: &str = "hazchem.example/ledger";
 
-/// A record as the gateway stores it (the exact bytes are the leaf).
+/// A record: the exact bytes are the leaf, and the verifier never decodes them. (The ledger's leaves are
+/// encoded `hazchem.v1.Record`s; this crate does not depend on the protobuf code, so these are bytes of
+/// the same kind of content and a similar size.)
 fn record(i: u64, variant: &str) -> Vec<u8> {
-    let event = v1::Event {
-        spec_version: "1.0".into(),
-        id: format!("ev-{i:04}"),
-        source: "/departments/emergency/test".into(),
-        subject: format!("subject {i} {variant}"),
-        ..Default::default()
-    };
-    v1::Record {
-        event: event.encode_to_vec(),
-        signature: None,
-        publisher: Some(v1::Publisher {
-            principal: Some(v1::publisher::Principal::Department(
-                v1::Department::Emergency as i32,
-            )),
-        }),
-        accepted_at: Some(prost_types::Timestamp {
-            seconds: 1_790_000_000 + i as i64,
-            nanos: 0,
-        }),
-    }
-    .encode_to_vec()
+    format!(
+        "spec_version=1.0 id=ev-{i:04} source=/departments/emergency/test subject=subject {i} {variant} \
+         publisher=emergency accepted_at={}",
+        1_790_000_000 + i
+    )
+    .into_bytes()
 }
 
 struct Log {
@@ -83,7 +67,7 @@ impl Log {
                 .unwrap();
         }
         let earlier = earlier.map(|note| {
-            let m = hazchem_ledger::note::unverified_checkpoint(note)
+            let m = hazchem_verify::note::unverified_checkpoint(note)
                 .unwrap()
                 .size;
             (
@@ -96,13 +80,18 @@ impl Log {
                 &self.checkpoint(signer, size),
                 Some(&signer.verifier()),
                 earlier.as_ref().map(|(n, p)| (*n, p.as_slice())),
+                chrono::Utc::now(),
             )
             .unwrap()
     }
 }
 
 fn signer() -> NoteSigner {
-    NoteSigner::new(ORIGIN, SigningKey::generate()).unwrap()
+    NoteSigner::new(
+        ORIGIN,
+        hazchem_verify::ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
+    )
+    .unwrap()
 }
 
 /// Rewrites `records.jsonl` through `edit`.
@@ -121,7 +110,7 @@ fn edit_records(dir: &Path, edit: impl FnOnce(&mut Vec<BundleRecord>)) {
 fn verify(
     dir: &Path,
     key: &VerifierKey,
-) -> Result<hazchem_ledger::verify::Verified, VerifyFailure> {
+) -> Result<hazchem_verify::verify::Verified, VerifyFailure> {
     bundle::verify_bundle(dir, key.clone(), None)
 }
 

@@ -7,10 +7,10 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use hazchem_ledger::bundle::{self, BundleRecord, BundleWriter};
-use hazchem_ledger::merkle::{self, Frontier, Hash, MemoryTree};
-use hazchem_ledger::note::{Checkpoint, NoteSigner};
-use hazchem_pki::SigningKey;
+use hazchem_verify::bundle::{self, BundleRecord, BundleWriter};
+use hazchem_verify::ed25519_dalek::SigningKey;
+use hazchem_verify::merkle::{self, Frontier, Hash, MemoryTree};
+use hazchem_verify::note::{Checkpoint, NoteSigner};
 use proptest::prelude::*;
 
 const ORIGIN: &str = "hazchem.example/ledger";
@@ -155,7 +155,7 @@ proptest! {
         proofs in any::<bool>(),
         edits in proptest::collection::vec(edit(), 0..4),
     ) {
-        let signer = NoteSigner::new(ORIGIN, SigningKey::generate()).unwrap();
+        let signer = NoteSigner::new(ORIGIN, SigningKey::generate(&mut rand::rngs::OsRng)).unwrap();
         let records: Vec<Vec<u8>> = (0..n).map(|i| leaf(i, 0)).collect();
         let tree = MemoryTree::from_leaf_hashes(records.iter().map(|r| merkle::leaf_hash(r)));
         let honest: Vec<Result<BundleRecord, String>> = records
@@ -175,7 +175,7 @@ proptest! {
             size: n,
             root: merkle::root(&tree, n).unwrap(),
         });
-        writer.finish(&note, None, None).unwrap();
+        writer.finish(&note, None, None, chrono::Utc::now()).unwrap();
         let mut lines = honest.clone();
         for e in &edits {
             apply(&mut lines, e);

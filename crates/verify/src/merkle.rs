@@ -19,7 +19,7 @@
 
 use sha2::{Digest as _, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::Error;
 
 /// A SHA-256 hash.
 pub type Hash = [u8; 32];
@@ -54,14 +54,25 @@ fn split(n: u64) -> u64 {
 }
 
 /// A store of perfect-subtree hashes (see the module documentation for the addressing).
+///
+/// The store's own error type carries its failures (a disk store has more ways to fail than a missing
+/// hash); it must also take this crate's [`Error`], for the requests no tree can answer (a leaf beyond
+/// the size, say).
 pub trait NodeSource {
+    /// What a lookup, or a proof built from lookups, fails with.
+    type Error: From<Error>;
+
     /// The hash of the perfect subtree `(level, index)`; an error if the store does not hold it.
-    fn node(&self, level: u8, index: u64) -> Result<Hash>;
+    fn node(&self, level: u8, index: u64) -> Result<Hash, Self::Error>;
 }
 
 /// The hash of the leaves `[start, end)`, where the range is one the RFC recursion visits (its start is a
 /// multiple of the smallest power of two at least as large as the range).
-pub fn range_hash<S: NodeSource + ?Sized>(source: &S, start: u64, end: u64) -> Result<Hash> {
+pub fn range_hash<S: NodeSource + ?Sized>(
+    source: &S,
+    start: u64,
+    end: u64,
+) -> Result<Hash, S::Error> {
     let n = end - start;
     debug_assert!(n >= 1);
     if n.is_power_of_two() && start.is_multiple_of(n) {
@@ -74,7 +85,7 @@ pub fn range_hash<S: NodeSource + ?Sized>(source: &S, start: u64, end: u64) -> R
 }
 
 /// The root of the first `size` leaves.
-pub fn root<S: NodeSource + ?Sized>(source: &S, size: u64) -> Result<Hash> {
+pub fn root<S: NodeSource + ?Sized>(source: &S, size: u64) -> Result<Hash, S::Error> {
     if size == 0 {
         Ok(EMPTY_ROOT)
     } else {
@@ -88,11 +99,11 @@ pub fn inclusion_proof<S: NodeSource + ?Sized>(
     source: &S,
     index: u64,
     size: u64,
-) -> Result<Vec<Hash>> {
+) -> Result<Vec<Hash>, S::Error> {
     if index >= size {
-        return Err(Error::OutOfRange(format!(
-            "leaf {index} is not in a tree of size {size}"
-        )));
+        return Err(
+            Error::OutOfRange(format!("leaf {index} is not in a tree of size {size}")).into(),
+        );
     }
     let mut path = Vec::new();
     let (mut m, mut start, mut end) = (index, 0, size);
@@ -118,11 +129,12 @@ pub fn consistency_proof<S: NodeSource + ?Sized>(
     source: &S,
     first: u64,
     second: u64,
-) -> Result<Vec<Hash>> {
+) -> Result<Vec<Hash>, S::Error> {
     if first > second {
         return Err(Error::OutOfRange(format!(
             "no consistency proof from size {first} to the smaller size {second}"
-        )));
+        ))
+        .into());
     }
     if first == 0 || first == second {
         return Ok(Vec::new());
@@ -186,7 +198,7 @@ pub fn inclusion_root(
     index: u64,
     size: u64,
     proof: &[Hash],
-) -> std::result::Result<Hash, ProofError> {
+) -> Result<Hash, ProofError> {
     if index >= size {
         return Err(ProofError::IndexOutOfRange { index, size });
     }
@@ -223,7 +235,7 @@ pub fn verify_inclusion(
     size: u64,
     proof: &[Hash],
     root: &Hash,
-) -> std::result::Result<(), ProofError> {
+) -> Result<(), ProofError> {
     let r = inclusion_root(leaf, index, size, proof)?;
     if &r != root {
         return Err(ProofError::RootMismatch {
@@ -272,7 +284,7 @@ pub fn verify_consistency(
     proof: &[Hash],
     first_root: &Hash,
     second_root: &Hash,
-) -> std::result::Result<(), ProofError> {
+) -> Result<(), ProofError> {
     if first > second {
         return Err(ProofError::SizesOutOfOrder { first, second });
     }
@@ -404,7 +416,7 @@ impl Frontier {
     }
 
     /// The frontier of the first `size` leaves, read from a node store.
-    pub fn from_source<S: NodeSource + ?Sized>(source: &S, size: u64) -> Result<Self> {
+    pub fn from_source<S: NodeSource + ?Sized>(source: &S, size: u64) -> Result<Self, S::Error> {
         let mut nodes = Vec::new();
         let mut start = 0u64;
         for level in (0..64u8).rev() {
@@ -517,7 +529,9 @@ impl MemoryTree {
 }
 
 impl NodeSource for MemoryTree {
-    fn node(&self, level: u8, index: u64) -> Result<Hash> {
+    type Error = Error;
+
+    fn node(&self, level: u8, index: u64) -> Result<Hash, Error> {
         self.levels
             .get(level as usize)
             .and_then(|l| l.get(usize::try_from(index).ok()?))

@@ -25,9 +25,10 @@ use std::str::FromStr;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use hazchem_pki::{PublicKey, SigningKey};
+use ed25519_dalek::{Signer as _, SigningKey};
 use sha2::{Digest as _, Sha256};
 
+use crate::key::PublicKey;
 use crate::merkle::Hash;
 
 /// The origin (and key name) a ledger uses unless configured otherwise.
@@ -172,22 +173,27 @@ fn check_key_name(name: &str) -> Result<(), NoteError> {
     Ok(())
 }
 
-/// Signs notes with the ledger's Ed25519 key. `Debug` shows only the public half.
-#[derive(Debug)]
+/// Signs notes with an Ed25519 key: the ledger its checkpoints, a witness its cosignatures. `Debug` shows
+/// only the public half.
 pub struct NoteSigner {
     name: String,
     key: SigningKey,
+    public: PublicKey,
     id: [u8; 4],
 }
 
 impl NoteSigner {
-    /// A signer under key name `name` (the checkpoint origin).
-    pub fn new(name: &str, key: SigningKey) -> Result<Self, NoteError> {
+    /// A signer under key name `name` (the checkpoint origin). The key is an `ed25519_dalek::SigningKey`
+    /// or anything that converts into one (`hazchem_pki::SigningKey` does).
+    pub fn new(name: &str, key: impl Into<SigningKey>) -> Result<Self, NoteError> {
         check_key_name(name)?;
-        let id = key_id(name, &key.public_key());
+        let key = key.into();
+        let public = PublicKey::from(&key);
+        let id = key_id(name, &public);
         Ok(NoteSigner {
             name: name.to_owned(),
             key,
+            public,
             id,
         })
     }
@@ -200,7 +206,7 @@ impl NoteSigner {
     /// Signs `text` (which must end in a newline), returning the whole signed note.
     pub fn sign(&self, text: &str) -> String {
         debug_assert!(text.ends_with('\n'));
-        let signature = self.key.sign(text.as_bytes());
+        let signature = self.key.sign(text.as_bytes()).to_bytes();
         let mut blob = Vec::with_capacity(4 + signature.len());
         blob.extend_from_slice(&self.id);
         blob.extend_from_slice(&signature);
@@ -216,8 +222,18 @@ impl NoteSigner {
     pub fn verifier(&self) -> VerifierKey {
         VerifierKey {
             name: Some(self.name.clone()),
-            key: self.key.public_key(),
+            key: self.public,
         }
+    }
+}
+
+impl fmt::Debug for NoteSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NoteSigner")
+            .field("name", &self.name)
+            .field("public_key", &self.public)
+            .field("secret", &"<redacted>")
+            .finish()
     }
 }
 
@@ -368,7 +384,10 @@ impl VerifierKey {
     /// Reads a key file (either form).
     pub fn load(path: &Path) -> crate::Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;
-        Self::parse(&text).map_err(|e| crate::Error::Config(format!("{}: {e}", path.display())))
+        Self::parse(&text).map_err(|source| crate::Error::KeyFile {
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     /// The public key.
@@ -462,8 +481,12 @@ pub fn unverified_checkpoint(note: &str) -> Result<Checkpoint, NoteError> {
 mod tests {
     use super::*;
 
+    fn generate() -> SigningKey {
+        SigningKey::generate(&mut rand::rngs::OsRng)
+    }
+
     fn signer() -> NoteSigner {
-        NoteSigner::new(DEFAULT_ORIGIN, SigningKey::generate()).unwrap()
+        NoteSigner::new(DEFAULT_ORIGIN, generate()).unwrap()
     }
 
     fn checkpoint() -> Checkpoint {
@@ -523,7 +546,7 @@ mod tests {
     #[test]
     fn other_signatures_are_ignored() {
         let s = signer();
-        let other = NoteSigner::new("witness.example/w1", SigningKey::generate()).unwrap();
+        let other = NoteSigner::new("witness.example/w1", generate()).unwrap();
         let text = checkpoint().body();
         let ours = s.sign(&text);
         let theirs = other.sign(&text);

@@ -2,7 +2,7 @@
 //! recomputation straight from the RFC 6962 definitions (MTH, PATH, SUBPROOF over the raw leaves), and
 //! against the RFC 9162 verification algorithms.
 
-use hazchem_ledger::merkle::{self, Hash, MemoryTree};
+use hazchem_verify::merkle::{self, Hash, MemoryTree};
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 

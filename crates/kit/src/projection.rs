@@ -346,26 +346,22 @@ async fn follow_inner<P: Projection>(
                     _ => break,
                 }
             }
-            let expected = projection.position() + 1;
-            batch.retain(|m| m.sequence >= expected);
-            let Some(first) = batch.first() else {
-                continue;
-            };
-            for (message, want) in batch.iter().zip(expected..) {
-                if message.sequence != want {
-                    metrics.error(name, "gap");
-                    return Err(FollowError::Gap {
-                        projection: name,
-                        expected: want,
-                        got: message.sequence,
-                    });
+            let (batch, gap) = consecutive(batch, projection.position() + 1);
+            let gap = gap.map(|(expected, got)| {
+                metrics.error(name, "gap");
+                FollowError::Gap {
+                    projection: name,
+                    expected,
+                    got,
                 }
-            }
-            let (first, last, count) = (
-                first.sequence,
-                batch.last().map_or(0, |m| m.sequence),
-                batch.len() as u64,
-            );
+            });
+            let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+                match gap {
+                    Some(gap) => return Err(gap),
+                    None => continue,
+                }
+            };
+            let (first, last, count) = (first.sequence, last.sequence, batch.len() as u64);
             let span =
                 tracing::info_span!("apply", projection = name, first, last, messages = count);
             let started = Instant::now();
@@ -376,6 +372,9 @@ async fn follow_inner<P: Projection>(
             let position = projection.position();
             metrics.applied(name, count, position, started.elapsed());
             progress.advance(position);
+            if let Some(gap) = gap {
+                return Err(gap);
+            }
             if position >= target {
                 progress.set_caught_up();
             }
@@ -388,6 +387,29 @@ async fn follow_inner<P: Projection>(
             }
         }
     }
+}
+
+/// The messages of `batch` a projection at `expected - 1` folds: those delivered again (before
+/// `expected`) are dropped, and the run of consecutive sequences from `expected` is kept up to the first
+/// gap, which is returned as (the sequence expected, the one delivered).
+fn consecutive(batch: Vec<Message>, expected: u64) -> (Vec<Message>, Option<(u64, u64)>) {
+    let mut kept = Vec::with_capacity(batch.len());
+    for message in batch {
+        let want = expected + kept.len() as u64;
+        if message.sequence < want {
+            tracing::warn!(
+                sequence = message.sequence,
+                want,
+                "message delivered twice; ignored"
+            );
+            continue;
+        }
+        if message.sequence > want {
+            return (kept, Some((want, message.sequence)));
+        }
+        kept.push(message);
+    }
+    (kept, None)
 }
 
 enum Checking<E> {
@@ -423,5 +445,40 @@ async fn check_store<P: Projection>(
             "the stream's message at sequence {anchor} ({}) is not the one the store was derived from",
             message.subject
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(sequences: &[u64]) -> Vec<Message> {
+        sequences
+            .iter()
+            .map(|&sequence| Message {
+                sequence,
+                subject: format!("hazchem.ev.psb.alarm.e{sequence}"),
+                time: chrono::DateTime::UNIX_EPOCH,
+                payload: hazchem_bus::Bytes::new(),
+            })
+            .collect()
+    }
+
+    fn sequences(batch: &[Message]) -> Vec<u64> {
+        batch.iter().map(|m| m.sequence).collect()
+    }
+
+    #[test]
+    fn a_batch_is_folded_up_to_its_first_gap_and_redeliveries_are_dropped() {
+        let (kept, gap) = consecutive(messages(&[3, 4, 5]), 3);
+        assert_eq!((sequences(&kept), gap), (vec![3, 4, 5], None));
+        // Delivered again: dropped.
+        let (kept, gap) = consecutive(messages(&[1, 2, 3, 3, 4]), 3);
+        assert_eq!((sequences(&kept), gap), (vec![3, 4], None));
+        // A gap: what came before it is kept, and the gap named.
+        let (kept, gap) = consecutive(messages(&[3, 4, 6, 7]), 3);
+        assert_eq!((sequences(&kept), gap), (vec![3, 4], Some((5, 6))));
+        let (kept, gap) = consecutive(messages(&[9]), 3);
+        assert_eq!((sequences(&kept), gap), (vec![], Some((3, 9))));
     }
 }

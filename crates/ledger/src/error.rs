@@ -32,14 +32,6 @@ pub enum Error {
     #[error("the ledger store does not match the stream: {0}")]
     StreamMismatch(String),
 
-    /// A message is missing from the stream (deleted, or the stream was purged): the leaf index would no
-    /// longer be the sequence minus one, so the ledger stops.
-    #[error(
-        "stream gap: expected sequence {expected}, the stream delivered {got}; sequence {expected} was \
-         deleted from the stream, which the ledger cannot record; it stops"
-    )]
-    StreamGap { expected: u64, got: u64 },
-
     /// The same publisher's event id arrived twice at different sequences: the bus broke "one id, one
     /// record".
     #[error(
@@ -85,7 +77,11 @@ pub enum Error {
 
     /// Serving gRPC failed.
     #[error("serving: {0}")]
-    Serve(String),
+    Serve(#[from] hazchem_kit::ServeError),
+
+    /// The ledger stopped following the stream.
+    #[error("{0}")]
+    Follow(Box<hazchem_kit::FollowError<Error>>),
 
     /// File I/O (bundles).
     #[error("{path}: {source}")]

@@ -64,7 +64,7 @@ impl AuditServer {
             shutdown,
         )
         .await
-        .map_err(|e| Error::Serve(e.to_string()))
+        .map_err(Error::from)
     }
 }
 

@@ -9,7 +9,8 @@
 //! then are the messages consumed: proofs and checkpoints see them, and the cursor moves. A crash anywhere
 //! loses at most a batch that was never consumed, which is read again on restart, so every message becomes
 //! exactly one leaf. Leaf index = sequence − 1 always: a sequence missing from the stream stops the ledger
-//! ([`Error::StreamGap`]), as does an event id arriving twice ([`Error::DuplicateEventId`]).
+//! (the kit's follow loop, `FollowError::Gap`), as does an event id arriving twice
+//! ([`Error::DuplicateEventId`]).
 //!
 //! # Checkpoints
 //!
@@ -27,17 +28,17 @@
 //!
 //! [`Ledger::open`] refuses a store that disagrees with its last checkpoint (recomputed root, signature) or,
 //! with [`StartupCheck::Full`], any leaf with its hash or any hash with its children.
-//! [`Ledger::run`] then refuses a store the stream does not match (stream shorter than the log, or a
-//! different message at the log's last sequence).
+//! [`Ledger::run`] follows the stream with the kit ([`hazchem_kit::follow`]), which refuses a store the
+//! stream does not match (stream shorter than the log, or a different message at the log's last
+//! sequence): the ledger never rebuilds over what it signed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::{FutureExt as _, StreamExt as _};
 use hazchem_admission::Policy;
-use hazchem_bus::{Bus, Filter, Message, Start};
+use hazchem_bus::{Bus, Message};
 use hazchem_kit::EventSink;
 use hazchem_pki::SigningKey;
 use hazchem_proto::v1;
@@ -97,6 +98,61 @@ struct Inner {
     latest: Mutex<Option<StoredCheckpoint>>,
     to_publish: mpsc::UnboundedSender<StoredCheckpoint>,
     publish_queue: Mutex<Option<mpsc::UnboundedReceiver<StoredCheckpoint>>>,
+}
+
+/// The Merkle log as a projection of the stream. The ledger never rebuilds over a store (it holds what the
+/// ledger signed): a store the stream does not match is refused.
+struct Follower {
+    ledger: Ledger,
+    tree: tokio::sync::Mutex<(Frontier, StoreState)>,
+}
+
+impl hazchem_kit::Projection for Follower {
+    type Error = Error;
+
+    fn name(&self) -> &'static str {
+        SERVICE_NAME
+    }
+
+    fn position(&self) -> u64 {
+        self.ledger.size()
+    }
+
+    /// The stream's message at the tree size must be the last leaf, byte for byte.
+    fn matches(&self, message: &Message) -> Result<bool> {
+        let size = self.ledger.size();
+        let leaf = self
+            .ledger
+            .inner
+            .store
+            .leaf(size - 1)?
+            .ok_or(Error::MissingNode {
+                level: 0,
+                index: size - 1,
+            })?;
+        Ok(message.payload.as_ref() == leaf.as_ref())
+    }
+
+    fn on_mismatch(&self) -> hazchem_kit::OnMismatch {
+        hazchem_kit::OnMismatch::Refuse
+    }
+
+    async fn reset(&self) -> Result<()> {
+        Err(Error::StreamMismatch(
+            "the ledger never empties its store; move it away to rebuild it from the stream".into(),
+        ))
+    }
+
+    async fn apply(&self, batch: Vec<Message>) -> Result<()> {
+        let mut tree = self.tree.lock().await;
+        let (frontier, state) = &mut *tree;
+        let result = self.ledger.apply(frontier, state, batch).await;
+        // What came before a message the ledger must not record is kept, and served.
+        self.ledger.inner.committed.send_replace(*state);
+        result?;
+        self.ledger.maybe_issue(Trigger::Count).await?;
+        Ok(())
+    }
 }
 
 /// The id of the `checkpoint_published` event for a checkpoint: the same for the same origin and size,
@@ -252,7 +308,6 @@ impl Ledger {
         sink: Option<EventSink>,
         shutdown: CancellationToken,
     ) -> Result<()> {
-        self.check_against_stream(&bus).await?;
         let tasks = shutdown.child_token();
         let queue = self
             .inner
@@ -267,82 +322,26 @@ impl Ledger {
         let publisher =
             sink.map(|sink| tokio::spawn(self.clone().publish_loop(sink, queue, tasks.clone())));
         let timer = tokio::spawn(self.clone().timer_loop(tasks.clone()));
-        let result = self.ingest(&bus, &tasks).await;
-        if let Err(error) = &result {
-            tracing::error!(%error, "the ledger stops");
-        }
+        let store = &self.inner.store;
+        let state = store.state()?;
+        let follower = Follower {
+            ledger: self.clone(),
+            tree: tokio::sync::Mutex::new((Frontier::from_source(store, state.size)?, state)),
+        };
+        let options = hazchem_kit::FollowOptions {
+            max_batch: self.inner.config.max_batch,
+            ..hazchem_kit::FollowOptions::default()
+        };
+        let progress = hazchem_kit::Progress::new(state.size);
+        let result = hazchem_kit::follow(&follower, &bus, &options, &progress, &tasks)
+            .await
+            .map_err(|e| Error::Follow(Box::new(e)));
         tasks.cancel();
         let _ = timer.await;
         if let Some(publisher) = publisher {
             let _ = publisher.await;
         }
         result
-    }
-
-    async fn check_against_stream(&self, bus: &Bus) -> Result<()> {
-        let size = self.size();
-        let last = bus.last_sequence().await?;
-        if size > last {
-            return Err(Error::StreamMismatch(format!(
-                "the ledger holds {size} leaves but the stream's last sequence is {last}: the stream was reset \
-                 or this store belongs to another stream"
-            )));
-        }
-        if size > 0 {
-            let message = bus.get(size).await?.ok_or_else(|| {
-                Error::StreamMismatch(format!(
-                    "sequence {size} (leaf {}) is no longer in the stream",
-                    size - 1
-                ))
-            })?;
-            let leaf = self.inner.store.leaf(size - 1)?.ok_or(Error::MissingNode {
-                level: 0,
-                index: size - 1,
-            })?;
-            if message.payload.as_ref() != leaf.as_ref() {
-                return Err(Error::StreamMismatch(format!(
-                    "the stream's message at sequence {size} is not leaf {}: this store belongs to another \
-                     stream, or one of them was altered",
-                    size - 1
-                )));
-            }
-        }
-        if last > size {
-            tracing::info!(
-                from = size + 1,
-                to = last,
-                "ledger catching up with the stream"
-            );
-        }
-        Ok(())
-    }
-
-    async fn ingest(&self, bus: &Bus, shutdown: &CancellationToken) -> Result<()> {
-        let store = &self.inner.store;
-        let mut state = store.state()?;
-        let mut frontier = Frontier::from_source(store, state.size)?;
-        let mut stream = bus.read(Start::Sequence(state.size + 1), Filter::all());
-        let max_batch = self.inner.config.max_batch;
-        loop {
-            let next = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => return Ok(()),
-                next = stream.next() => next,
-            };
-            let Some(first) = next else {
-                return Err(Error::Bus(hazchem_bus::Error::Cancelled));
-            };
-            let mut batch = vec![first?];
-            while batch.len() < max_batch {
-                match stream.next().now_or_never() {
-                    Some(Some(message)) => batch.push(message?),
-                    _ => break,
-                }
-            }
-            self.apply(&mut frontier, &mut state, batch).await?;
-            self.inner.committed.send_replace(state);
-            self.maybe_issue(Trigger::Count).await?;
-        }
     }
 
     /// Appends one batch of messages durably.
@@ -361,23 +360,8 @@ impl Ledger {
         // The first message the ledger must not record stops the batch; what came before it is kept.
         let mut stop = None;
         for message in batch {
-            let expected = frontier.size() + pending.len() as u64 + 1;
-            if message.sequence < expected {
-                tracing::warn!(
-                    sequence = message.sequence,
-                    expected,
-                    "message delivered twice; ignored"
-                );
-                continue;
-            }
-            if message.sequence > expected {
-                stop = Some(Error::StreamGap {
-                    expected,
-                    got: message.sequence,
-                });
-                break;
-            }
-            let index = expected - 1;
+            // The kit hands over consecutive sequences from the tree's size + 1.
+            let index = frontier.size() + pending.len() as u64;
             let key = (message.publisher().to_owned(), message.id().to_owned());
             let first_index = match ids.get(&key) {
                 Some(i) => Some(*i),
@@ -814,34 +798,6 @@ mod tests {
         let result = ledger.apply(&mut frontier, &mut state, batch).await;
         ledger.inner.committed.send_replace(state);
         result
-    }
-
-    #[tokio::test]
-    async fn a_gap_stops_the_ledger_and_keeps_what_came_before() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = ledger(dir.path());
-        let batch = vec![
-            message(1, "a", b"one".to_vec()),
-            message(2, "b", b"two".to_vec()),
-            message(4, "d", b"four".to_vec()),
-        ];
-        let error = apply(&ledger, batch).await.unwrap_err();
-        assert!(
-            matches!(
-                error,
-                Error::StreamGap {
-                    expected: 3,
-                    got: 4
-                }
-            ),
-            "{error}"
-        );
-        assert!(
-            error.to_string().contains("sequence 3 was deleted"),
-            "{error}"
-        );
-        assert_eq!(ledger.size(), 2);
-        assert_eq!(ledger.inner.store.state().unwrap().size, 2);
     }
 
     #[tokio::test]

@@ -105,13 +105,13 @@ pub struct CreditConfig {
 impl Default for CreditConfig {
     fn default() -> Self {
         CreditConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 7445)),
+            listen: hazchem_pki::services::default_listen(crate::SERVICE_NAME),
             tls: None,
             state: PathBuf::from(".hazchem/credit"),
             measures: None,
             authority: Authority::PenaltyOnRecord,
             terms: Terms::default(),
-            reviewers: vec!["gateway".to_owned()],
+            reviewers: vec![hazchem_gateway::SERVICE_NAME.to_owned()],
             review_timeout: Duration::from_secs(10),
             conflict_acknowledge_hours: 24,
             expiry_interval: Duration::from_secs(60),

@@ -22,7 +22,7 @@ mod server;
 mod sink;
 mod subscribe;
 
-pub use config::{GatewayConfig, ServerTlsFiles, seconds};
+pub use config::{GatewayConfig, SERVICE_NAME, ServerTlsFiles, seconds};
 pub use error::{Error, Result};
 pub use grpc::MAX_BATCH;
 pub use guard::EventGuard;

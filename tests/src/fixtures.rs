@@ -137,7 +137,8 @@ pub fn auditor() -> Principal {
 }
 
 /// Who may publish `event` under the default policy: the department it names, or else the first
-/// service (in [`hazchem_pki::dev::SERVICES`] order) whose duties cover its type.
+/// service (in the order of the service table, [`hazchem_pki::services::SERVICES`]) whose duties cover
+/// its type.
 ///
 /// # Panics
 /// If no service may publish a department-less event of this type.
@@ -147,9 +148,9 @@ pub fn publisher_for(event: &v1::Event) -> Principal {
     }
     let token = token_of(event);
     let policy = hazchem_admission::Policy::default_policy();
-    hazchem_pki::dev::SERVICES
+    hazchem_pki::services::SERVICES
         .iter()
-        .map(|s| service(s))
+        .map(hazchem_pki::services::Service::principal)
         .find(|p| policy.may_publish(p, &token))
         .unwrap_or_else(|| panic!("no service publishes {token} under the default policy"))
 }

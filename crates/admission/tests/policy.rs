@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use common::{department, dept, service, tokens};
 use hazchem_admission::{DEFAULT_POLICY, Policy, PolicyError, PolicyProblem};
 use hazchem_domain::Department;
-use hazchem_pki::Principal;
+use hazchem_pki::{Principal, services};
 use hazchem_proto::v1;
 
 const ENFORCING: &[&str] = &[
@@ -107,6 +107,57 @@ fn the_default_policy_is_the_deploy_file() {
     ))
     .unwrap();
     assert_eq!(loaded, Policy::default_policy());
+}
+
+/// The service table (`crates/pki/src/services.rs`) and the policy's `[services]` table agree: every
+/// service the policy names is a row of the table marked `publishes`, every row marked so is named by the
+/// policy, and exactly those rows may publish anything.
+#[test]
+fn the_service_table_is_the_policys() {
+    let policy = Policy::load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/policy.toml"
+    ))
+    .unwrap();
+    let named: BTreeSet<String> = policy
+        .nats_permissions()
+        .into_iter()
+        .filter_map(|p| match p.principal {
+            Principal::Service(name) => Some(name),
+            _ => None,
+        })
+        .collect();
+    for name in &named {
+        let row = services::get(name).unwrap_or_else(|| {
+            panic!(
+                "deploy/policy.toml names service `{name}`, which is not in the service table \
+                 (crates/pki/src/services.rs)"
+            )
+        });
+        assert!(
+            row.publishes,
+            "deploy/policy.toml gives service `{name}` event types, but the service table does not \
+             mark it `publishes`"
+        );
+    }
+    let publishing: BTreeSet<String> = services::SERVICES
+        .iter()
+        .filter(|s| s.publishes)
+        .map(|s| s.name.to_owned())
+        .collect();
+    assert_eq!(
+        publishing, named,
+        "the services the table marks `publishes` and those deploy/policy.toml's [services] names"
+    );
+    for service in services::SERVICES {
+        assert_eq!(
+            !policy.publishable_tokens(&service.principal()).is_empty(),
+            service.publishes,
+            "service `{}`: publishes {:?}",
+            service.name,
+            policy.publishable_tokens(&service.principal())
+        );
+    }
 }
 
 #[test]

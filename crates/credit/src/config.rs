@@ -105,7 +105,7 @@ pub struct CreditConfig {
 impl Default for CreditConfig {
     fn default() -> Self {
         CreditConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 7445)),
+            listen: hazchem_pki::services::default_listen(crate::SERVICE_NAME),
             tls: None,
             state: PathBuf::from(".hazchem/credit"),
             measures: None,

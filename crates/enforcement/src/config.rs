@@ -37,7 +37,7 @@ pub struct EnforcementConfig {
 impl Default for EnforcementConfig {
     fn default() -> Self {
         EnforcementConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 7446)),
+            listen: hazchem_pki::services::default_listen(crate::SERVICE_NAME),
             store: PathBuf::from(".hazchem/enforcement"),
             tls: None,
             registers: None,

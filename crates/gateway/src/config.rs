@@ -7,6 +7,10 @@ use std::time::Duration;
 use hazchem_kit::ServerTlsFiles;
 use serde::{Deserialize, Serialize};
 
+/// The gateway's name in the service table (`hazchem_pki::services`): its principal
+/// `hazchem://service/gateway`, which a gateway presents to a credit service in another process.
+pub const SERVICE_NAME: &str = "gateway";
+
 /// Configuration of the gateway service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -29,7 +33,7 @@ pub struct GatewayConfig {
 impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 7443)),
+            listen: hazchem_pki::services::default_listen(SERVICE_NAME),
             tls: None,
             policy: None,
             signing_keys: None,

@@ -20,7 +20,7 @@ mod publish;
 mod server;
 mod subscribe;
 
-pub use config::GatewayConfig;
+pub use config::{GatewayConfig, SERVICE_NAME};
 pub use error::{Error, Result};
 pub use grpc::MAX_BATCH;
 pub use metrics::Metrics;

@@ -50,7 +50,7 @@ pub struct LedgerConfig {
 impl Default for LedgerConfig {
     fn default() -> Self {
         LedgerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 7444)),
+            listen: hazchem_pki::services::default_listen(crate::SERVICE_NAME),
             store: PathBuf::from(".hazchem/ledger"),
             tls: None,
             signing_key: None,

@@ -8,7 +8,8 @@
 //! server.pem, server.key          gateway and services; SANs localhost, 127.0.0.1, ::1
 //! departments/<code>.pem, .key    client certificate, URI SAN hazchem://department/<code>
 //! departments/<code>.sign.key     Ed25519 origin-signing key (PKCS#8 PEM)
-//! services/<name>.pem, .key       client certificate, URI SAN hazchem://service/<name>
+//! services/<name>.pem, .key       client certificate, URI SAN hazchem://service/<name>, for every
+//!                                 service of the service table (crate::services::SERVICES)
 //! auditor.pem, auditor.key        client certificate, URI SAN hazchem://auditor/dev-auditor
 //! signing-keys.toml               department code -> base64 public origin-signing key
 //! ledger.sign.key                 the ledger's checkpoint signing key (PKCS#8 PEM)
@@ -37,6 +38,7 @@ use x509_parser::certificate::X509Certificate;
 use crate::error::PkiError;
 use crate::fsutil::{self, Access};
 use crate::identity::Principal;
+use crate::services::{SERVICES, Service};
 use crate::signing::{KeyRegistry, PublicKey, SigningKey};
 use crate::tls::{ClientTls, ServerTls};
 
@@ -45,19 +47,6 @@ pub const DEV_CA_COMMON_NAME: &str = "Hazchem Bus development CA — not for pro
 
 /// Organisation put in every development certificate.
 pub const DEV_ORGANIZATION: &str = "Hazchem Bus (development PKI, not for production)";
-
-/// The service principals that get a client certificate. `gateway` is the identity a gateway in its own
-/// process presents to the credit service it asks to review credit decisions.
-pub const SERVICES: [&str; 8] = [
-    "gateway",
-    "ledger",
-    "credit",
-    "enforcement",
-    "warning",
-    "lifecycle",
-    "simulator",
-    "console",
-];
 
 /// Name of the development auditor (`hazchem://auditor/dev-auditor`, files `auditor.pem/.key`).
 pub const DEV_AUDITOR: &str = "dev-auditor";
@@ -122,13 +111,14 @@ impl DevPki {
         &self.written
     }
 
-    /// Every client principal that gets a certificate: the nine departments, the services and the
-    /// development auditor.
+    /// Every client principal that gets a certificate: the nine departments, every service of the
+    /// service table ([`SERVICES`], in its order; `gateway` is the identity a gateway in its own process
+    /// presents to the credit service it asks to review credit decisions) and the development auditor.
     pub fn principals() -> Vec<Principal> {
         Department::ALL
             .into_iter()
             .map(Principal::Department)
-            .chain(SERVICES.iter().map(|s| Principal::Service((*s).to_owned())))
+            .chain(SERVICES.iter().map(Service::principal))
             .chain(std::iter::once(Principal::Auditor(DEV_AUDITOR.to_owned())))
             .collect()
     }

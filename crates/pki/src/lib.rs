@@ -13,6 +13,9 @@
 //! - **TLS configuration** ([`ServerTls`], [`ClientTls`]): tonic server and client configs from PEM
 //!   files, including a server mode where the client certificate is optional so that the service
 //!   answers `UNAUTHENTICATED` itself instead of failing the handshake.
+//! - **The service table** ([`services::SERVICES`]): every service of the bus, its default port, whether
+//!   `hazchem dev` runs it, whether it has a NATS user and publishes events; the development PKI,
+//!   `hazchem dev`/`serve` and `hazchem deploy nats` take their lists of services from it.
 //! - **Origin signatures** ([`SigningKey`], [`PublicKey`], [`KeyRegistry`]): Ed25519 signing and
 //!   strict verification against a department's registered public key.
 //!
@@ -23,7 +26,7 @@
 //! | principal | URI SAN | subject CN (for humans) |
 //! | --- | --- | --- |
 //! | department | `hazchem://department/<code>` — `miit`, `psb`, `eeb`, `transport`, `emergency`, `samr`, `approval`, `msa`, `fire` | `department <code>` |
-//! | service | `hazchem://service/<name>` — `ledger`, `credit`, `enforcement`, `warning`, `lifecycle`, `simulator`, `console` | `service <name>` |
+//! | service | `hazchem://service/<name>` — the names of the service table, [`services::SERVICES`] | `service <name>` |
 //! | auditor | `hazchem://auditor/<name>` | `auditor <name>` |
 //!
 //! Authentication uses the URI SAN only, never the CN. A certificate with no `hazchem://` URI, with
@@ -62,6 +65,7 @@ pub mod dev;
 pub mod error;
 mod fsutil;
 pub mod identity;
+pub mod services;
 pub mod signing;
 pub mod tls;
 

@@ -53,7 +53,7 @@ pub enum AuditCommand {
 #[command(mut_arg("endpoint", |a| a
     .long("ledger")
     .env("HAZCHEM_LEDGER")
-    .default_value("https://localhost:7444")
+    .default_value(hazchem_pki::services::default_endpoint(hazchem_ledger::SERVICE_NAME))
     .help("The ledger's audit service")))]
 #[command(mut_arg("client_key", |a| a
     .long("client-key")

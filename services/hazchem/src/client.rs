@@ -21,7 +21,7 @@ pub struct Connection {
     #[arg(
         long,
         env = "HAZCHEM_ENDPOINT",
-        default_value = "https://localhost:7443"
+        default_value_t = hazchem_pki::services::default_endpoint(hazchem_gateway::SERVICE_NAME)
     )]
     pub endpoint: String,
     /// Act as this principal, with its certificate from the development PKI in --data-dir: a department

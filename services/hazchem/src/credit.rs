@@ -34,7 +34,7 @@ pub enum CreditCommand {
 #[derive(Debug, Clone, Args)]
 #[command(mut_arg("endpoint", |a| a
     .env("HAZCHEM_CREDIT_ENDPOINT")
-    .default_value("https://localhost:7445")
+    .default_value(hazchem_pki::services::default_endpoint(hazchem_credit::SERVICE_NAME))
     .help("The credit service's address")))]
 pub struct CreditConnection {
     #[command(flatten)]

@@ -28,9 +28,6 @@ use hazchem_bus::permissions::{ADMIN_USER, Names, Permissions, ReadScope};
 use hazchem_domain::Department;
 use hazchem_pki::Principal;
 
-/// The services that get a NATS user whether or not the policy lets them publish (they read).
-pub const SERVICES: [&str; 5] = ["credit", "enforcement", "ledger", "lifecycle", "warning"];
-
 /// The file holding the public keys, beside `auth.conf`.
 pub const NKEYS_FILE: &str = "nkeys.conf";
 
@@ -89,8 +86,9 @@ impl Default for NatsLayout {
     }
 }
 
-/// Every user: the nine departments (in [`Department::ALL`] order), the services (by name: the
-/// policy's and [`SERVICES`]), then the admin.
+/// Every user: the nine departments (in [`Department::ALL`] order), the services (by name: those of
+/// the service table, [`hazchem_pki::services::SERVICES`], with a NATS user, and any other the policy's
+/// `[services]` table names), then the admin.
 pub fn users(policy: &Policy, names: &Names) -> Vec<User> {
     let publish = policy.nats_permissions();
     let publish_of = |principal: &Principal| -> Vec<String> {
@@ -123,7 +121,11 @@ pub fn users(policy: &Policy, names: &Names) -> Vec<User> {
             }
         })
         .collect();
-    let mut services: BTreeSet<String> = SERVICES.iter().map(|s| (*s).to_owned()).collect();
+    let mut services: BTreeSet<String> = hazchem_pki::services::SERVICES
+        .iter()
+        .filter(|s| s.nats_user)
+        .map(|s| s.name.to_owned())
+        .collect();
     services.extend(publish.iter().filter_map(|p| match &p.principal {
         Principal::Service(name) => Some(name.clone()),
         _ => None,

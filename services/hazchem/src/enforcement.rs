@@ -60,7 +60,7 @@ pub enum EnforcementCommand {
 #[derive(Debug, Clone, Args)]
 #[command(mut_arg("endpoint", |a| a
     .env("HAZCHEM_ENFORCEMENT_ENDPOINT")
-    .default_value("https://localhost:7446")
+    .default_value(hazchem_pki::services::default_endpoint(hazchem_enforcement::SERVICE_NAME))
     .help("The enforcement service's address")))]
 pub struct EnforcementConnection {
     #[command(flatten)]

@@ -1,14 +1,21 @@
 //! Running services: `hazchem dev` (everything, embedded) and `hazchem serve <service>`.
+//!
+//! Which services there are, their default ports and which of them `hazchem dev` runs come from the
+//! service table, [`hazchem_pki::services::SERVICES`]; this module holds what differs between them: how
+//! each is configured for `hazchem dev` ([`dev_config`]), how each is started ([`start`]) and what the
+//! banner says about it ([`banner_note`]).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
+use anyhow::{Context, Result, bail};
+use clap::Args;
 use hazchem_bus::Bus;
 use hazchem_gateway::{Gateway, GatewayConfig, Metrics, Publisher};
 use hazchem_kit::{EventSink, ServerTlsFiles};
 use hazchem_ledger::{Ledger, LedgerConfig};
+use hazchem_pki::services::{self, Service};
 use hazchem_pki::{DevPki, Principal};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -22,124 +29,188 @@ pub struct DevArgs {
     #[arg(long, env = "HAZCHEM_DATA_DIR", default_value_os_t = crate::default_data_dir())]
     pub data_dir: PathBuf,
     /// The gateway's address.
-    #[arg(long, default_value = "127.0.0.1:7443")]
+    #[arg(long, default_value_t = services::default_listen(hazchem_gateway::SERVICE_NAME))]
     pub listen: SocketAddr,
     /// The Prometheus endpoint's address.
     #[arg(long, default_value = "127.0.0.1:9464")]
     pub metrics_listen: SocketAddr,
-    /// The audit ledger's address (default 127.0.0.1:7444 with the default --listen, else a free port).
-    #[arg(long)]
-    pub ledger_listen: Option<SocketAddr>,
-    /// The credit service's address (default 127.0.0.1:7445 with the default --listen, else a free port).
-    #[arg(long)]
-    pub credit_listen: Option<SocketAddr>,
-    /// The enforcement service's address (default 127.0.0.1:7446 with the default --listen, else a free
-    /// port).
-    #[arg(long)]
-    pub enforcement_listen: Option<SocketAddr>,
+    /// `--<service>-listen` for every other service `hazchem dev` runs.
+    #[command(flatten)]
+    pub service_listen: ServiceListen,
 }
 
-/// Everything in one process on the embedded bus.
+impl DevArgs {
+    /// Where `service` listens: the gateway on `--listen`; any other on its `--<service>-listen`, else on
+    /// `--listen`'s address with its own default port when `--listen` has the gateway's default port,
+    /// and on a free port otherwise (so that several `hazchem dev` can run side by side).
+    fn listen_of(&self, service: &Service) -> SocketAddr {
+        if service.name == hazchem_gateway::SERVICE_NAME {
+            return self.listen;
+        }
+        if let Some(addr) = self.service_listen.0.get(service.name) {
+            return *addr;
+        }
+        let gateway_default = services::default_listen(hazchem_gateway::SERVICE_NAME).port();
+        let port = match service.port {
+            Some(port) if self.listen.port() == gateway_default => port,
+            _ => 0,
+        };
+        SocketAddr::new(self.listen.ip(), port)
+    }
+}
+
+/// The addresses given by `--<service>-listen`: one flag for every service of the table that
+/// `hazchem dev` runs, except the gateway (whose address is `--listen`).
+#[derive(Debug, Clone, Default)]
+pub struct ServiceListen(BTreeMap<&'static str, SocketAddr>);
+
+impl ServiceListen {
+    /// The services with a flag.
+    fn services() -> impl Iterator<Item = &'static Service> {
+        services::dev().filter(|s| s.name != hazchem_gateway::SERVICE_NAME)
+    }
+
+    /// `<service>-listen`: the flag's name and its argument id.
+    fn flag(service: &Service) -> String {
+        format!("{}-listen", service.name)
+    }
+}
+
+impl clap::Args for ServiceListen {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        Self::services().fold(cmd, |cmd, service| {
+            let port = service.port.unwrap_or_default();
+            cmd.arg(
+                clap::Arg::new(Self::flag(service))
+                    .long(Self::flag(service))
+                    .value_name(format!(
+                        "{}_LISTEN",
+                        service.name.to_ascii_uppercase().replace('-', "_")
+                    ))
+                    .value_parser(clap::value_parser!(SocketAddr))
+                    .help(format!(
+                        "The {} service's address (default 127.0.0.1:{port} with the default --listen, \
+                         else a free port)",
+                        service.name
+                    )),
+            )
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for ServiceListen {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut listen = ServiceListen::default();
+        listen.update_from_arg_matches(matches)?;
+        Ok(listen)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        for service in Self::services() {
+            if let Some(addr) = matches.get_one::<SocketAddr>(&Self::flag(service)) {
+                self.0.insert(service.name, *addr);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Everything in one process on the embedded bus: every service the table marks `dev`.
 pub async fn dev(args: DevArgs, shutdown: CancellationToken) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let pki =
         DevPki::generate(&args.data_dir.join("pki")).context("creating the development PKI")?;
-    let config = Config {
-        bus: BusConfig::Embedded {
-            dir: args.data_dir.join("bus"),
-        },
-        metrics_listen: Some(args.metrics_listen),
-        gateway: GatewayConfig {
-            listen: args.listen,
-            tls: Some(ServerTlsFiles {
-                cert: pki.server_cert_path(),
-                key: pki.server_key_path(),
-                client_ca: pki.ca_cert_path(),
-            }),
-            signing_keys: Some(pki.key_registry_path()),
-            ..GatewayConfig::default()
-        },
-        ledger: LedgerConfig {
-            listen: args.ledger_listen.unwrap_or_else(|| {
-                let port = if args.listen.port() == 7443 { 7444 } else { 0 };
-                SocketAddr::new(args.listen.ip(), port)
-            }),
-            store: args.data_dir.join("ledger"),
-            tls: Some(ServerTlsFiles {
-                cert: pki.server_cert_path(),
-                key: pki.server_key_path(),
-                client_ca: pki.ca_cert_path(),
-            }),
-            signing_key: Some(pki.ledger_signing_key_path()),
-            ..LedgerConfig::default()
-        },
-        credit: hazchem_credit::CreditConfig {
-            listen: args.credit_listen.unwrap_or_else(|| {
-                let port = if args.listen.port() == 7443 { 7445 } else { 0 };
-                SocketAddr::new(args.listen.ip(), port)
-            }),
-            state: args.data_dir.join("credit"),
-            tls: Some(ServerTlsFiles {
-                cert: pki.server_cert_path(),
-                key: pki.server_key_path(),
-                client_ca: pki.ca_cert_path(),
-            }),
-            ..hazchem_credit::CreditConfig::default()
-        },
-        enforcement: hazchem_enforcement::EnforcementConfig {
-            listen: args.enforcement_listen.unwrap_or_else(|| {
-                let port = if args.listen.port() == 7443 { 7446 } else { 0 };
-                SocketAddr::new(args.listen.ip(), port)
-            }),
-            store: args.data_dir.join("enforcement"),
-            tls: Some(ServerTlsFiles {
-                cert: pki.server_cert_path(),
-                key: pki.server_key_path(),
-                client_ca: pki.ca_cert_path(),
-            }),
-            ..hazchem_enforcement::EnforcementConfig::default()
-        },
-    };
+    let config = dev_config(&args, &pki)?;
     config.validate()?;
     let bus = config.bus.open().await?;
-    let running = start(
-        &config,
-        bus,
-        &[
-            Service::Gateway,
-            Service::Ledger,
-            Service::Credit,
-            Service::Enforcement,
-        ],
-        shutdown.clone(),
-    )
-    .await?;
+    let dev: Vec<&'static Service> = services::dev().collect();
+    let running = start(&config, bus, &dev, shutdown.clone()).await?;
     print_dev_banner(&args, &running);
     running.wait().await
 }
 
-/// The services `hazchem serve` can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Service {
-    Gateway,
-    /// The audit ledger: Merkle log, signed checkpoints, proofs, replay.
-    Ledger,
-    /// Credit constraint: the registry of sanction listings, Check/GetHistory/ListListings, the review of
-    /// credit decisions, conflict warnings.
-    Credit,
-    /// Joint enforcement: tasks, reproducible draws of targets and inspectors, transfers to public
-    /// security, deadlines and escalation.
-    Enforcement,
+/// The configuration `hazchem dev` runs with: the embedded bus in `<data-dir>/bus`, and every service it
+/// runs on its address ([`DevArgs::listen_of`]) with the development PKI's server certificate and CA and
+/// its state in `<data-dir>/<service>`.
+fn dev_config(args: &DevArgs, pki: &DevPki) -> Result<Config> {
+    let mut config = Config {
+        bus: BusConfig::Embedded {
+            dir: args.data_dir.join("bus"),
+        },
+        metrics_listen: Some(args.metrics_listen),
+        ..Config::default()
+    };
+    for service in services::dev() {
+        let listen = args.listen_of(service);
+        let tls = Some(ServerTlsFiles {
+            cert: pki.server_cert_path(),
+            key: pki.server_key_path(),
+            client_ca: pki.ca_cert_path(),
+        });
+        let state = args.data_dir.join(service.name);
+        match service.name {
+            hazchem_gateway::SERVICE_NAME => {
+                config.gateway = GatewayConfig {
+                    listen,
+                    tls,
+                    signing_keys: Some(pki.key_registry_path()),
+                    ..GatewayConfig::default()
+                };
+            }
+            hazchem_ledger::SERVICE_NAME => {
+                config.ledger = LedgerConfig {
+                    listen,
+                    store: state,
+                    tls,
+                    signing_key: Some(pki.ledger_signing_key_path()),
+                    ..LedgerConfig::default()
+                };
+            }
+            hazchem_credit::SERVICE_NAME => {
+                config.credit = hazchem_credit::CreditConfig {
+                    listen,
+                    state,
+                    tls,
+                    ..hazchem_credit::CreditConfig::default()
+                };
+            }
+            hazchem_enforcement::SERVICE_NAME => {
+                config.enforcement = hazchem_enforcement::EnforcementConfig {
+                    listen,
+                    store: state,
+                    tls,
+                    ..hazchem_enforcement::EnforcementConfig::default()
+                };
+            }
+            other => bail!(
+                "the service table has `hazchem dev` run `{other}`, which this binary cannot configure \
+                 (services/hazchem/src/run.rs, dev_config)"
+            ),
+        }
+    }
+    Ok(config)
 }
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Which service to run.
-    pub service: Service,
+    #[arg(value_parser = served_service())]
+    pub service: &'static Service,
     /// Configuration file (TOML); `HAZCHEM_` environment variables override it.
     #[arg(long, env = "HAZCHEM_CONFIG")]
     pub config: Option<PathBuf>,
+}
+
+/// `hazchem serve`'s argument: a service of the table with a server, by name.
+fn served_service() -> impl clap::builder::TypedValueParser<Value = &'static Service> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser as _};
+    PossibleValuesParser::new(services::servers().map(|s| PossibleValue::new(s.name).help(s.about)))
+        .map(|name| services::get(&name).expect("one of the possible values"))
 }
 
 pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
@@ -153,15 +224,21 @@ pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
 
 /// Services started in this process.
 pub struct Running {
-    pub gateway: Option<SocketAddr>,
-    pub ledger: Option<SocketAddr>,
-    pub credit: Option<SocketAddr>,
-    pub enforcement: Option<SocketAddr>,
+    /// Each service started, with the address it listens on, in the order started.
+    pub services: Vec<(&'static Service, SocketAddr)>,
     pub metrics: Option<SocketAddr>,
     tasks: tokio::task::JoinSet<Result<()>>,
 }
 
 impl Running {
+    /// Where the service `name` listens, if it runs here.
+    pub fn addr(&self, name: &str) -> Option<SocketAddr> {
+        self.services
+            .iter()
+            .find(|(s, _)| s.name == name)
+            .map(|(_, addr)| *addr)
+    }
+
     /// Waits until every service has stopped; the first failure stops the process.
     pub async fn wait(mut self) -> Result<()> {
         while let Some(done) = self.tasks.join_next().await {
@@ -175,15 +252,13 @@ impl Running {
 pub async fn start(
     config: &Config,
     bus: Bus,
-    services: &[Service],
+    services: &[&'static Service],
     shutdown: CancellationToken,
 ) -> Result<Running> {
+    let runs = |name: &str| services.iter().any(|s| s.name == name);
     let mut registry = Registry::default();
     let mut tasks = tokio::task::JoinSet::new();
-    let mut gateway_addr = None;
-    let mut ledger_addr = None;
-    let mut credit_addr = None;
-    let mut enforcement_addr = None;
+    let mut started = Vec::new();
     // One publishing core per process: the gateway serves it to departments, and the services in this
     // process publish their own events through it.
     let publisher = Publisher::from_config(
@@ -194,7 +269,7 @@ pub async fn start(
     // The credit service reviews credit decisions before the gateway appends them: opened before the
     // gateway is built, its guard added to the publishing core; a gateway whose credit service runs in
     // another process asks it over gRPC (`credit.remote`).
-    let credit = if services.contains(&Service::Credit) {
+    let credit = if runs(hazchem_credit::SERVICE_NAME) {
         Some(hazchem_credit::Credit::open(
             &config.credit,
             publisher.admission().policy().clone(),
@@ -206,29 +281,30 @@ pub async fn start(
         (Some(credit), _) => publisher.with_guard(std::sync::Arc::new(
             hazchem_credit::CreditGuard::new(credit.clone()),
         )),
-        (None, Some(remote)) if services.contains(&Service::Gateway) => publisher.with_guard(
+        (None, Some(remote)) if runs(hazchem_gateway::SERVICE_NAME) => publisher.with_guard(
             std::sync::Arc::new(hazchem_credit::RemoteCreditGuard::connect(remote)?),
         ),
         _ => publisher,
     };
-    for service in services {
-        match service {
-            Service::Gateway => {
+    for &service in services {
+        let addr = match service.name {
+            hazchem_gateway::SERVICE_NAME => {
                 let gateway = Gateway::new(&config.gateway, publisher.clone(), shutdown.clone())?;
                 let listener = TcpListener::bind(config.gateway.listen)
                     .await
                     .with_context(|| format!("binding the gateway to {}", config.gateway.listen))?;
-                gateway_addr = Some(listener.local_addr()?);
+                let addr = listener.local_addr()?;
                 let shutdown = shutdown.clone();
                 tasks.spawn(async move { Ok(gateway.serve(listener, shutdown).await?) });
+                addr
             }
-            Service::Ledger => {
+            hazchem_ledger::SERVICE_NAME => {
                 let ledger = Ledger::from_config(&config.ledger)?;
                 let tls = config.ledger.server_tls()?;
                 let listener = TcpListener::bind(config.ledger.listen)
                     .await
                     .with_context(|| format!("binding the ledger to {}", config.ledger.listen))?;
-                ledger_addr = Some(listener.local_addr()?);
+                let addr = listener.local_addr()?;
                 let sink = EventSink::new(
                     publisher.clone(),
                     Principal::service(hazchem_ledger::SERVICE_NAME)?,
@@ -245,8 +321,9 @@ pub async fn start(
                     )
                     .await?)
                 });
+                addr
             }
-            Service::Credit => {
+            hazchem_credit::SERVICE_NAME => {
                 let credit = credit.clone().expect("opened above");
                 let tls = config.credit.server_tls()?;
                 let listener =
@@ -255,7 +332,7 @@ pub async fn start(
                         .with_context(|| {
                             format!("binding the credit service to {}", config.credit.listen)
                         })?;
-                credit_addr = Some(listener.local_addr()?);
+                let addr = listener.local_addr()?;
                 let sink = EventSink::new(
                     publisher.clone(),
                     Principal::service(hazchem_credit::SERVICE_NAME)?,
@@ -267,8 +344,9 @@ pub async fn start(
                             .await?,
                     )
                 });
+                addr
             }
-            Service::Enforcement => {
+            hazchem_enforcement::SERVICE_NAME => {
                 let sink = EventSink::new(
                     publisher.clone(),
                     Principal::service(hazchem_enforcement::SERVICE_NAME)?,
@@ -288,7 +366,7 @@ pub async fn start(
                             config.enforcement.listen
                         )
                     })?;
-                enforcement_addr = Some(listener.local_addr()?);
+                let addr = listener.local_addr()?;
                 let shutdown = shutdown.clone();
                 tasks.spawn(async move {
                     Ok(
@@ -296,64 +374,102 @@ pub async fn start(
                             .await?,
                     )
                 });
+                addr
             }
-        }
+            other => bail!(
+                "the service table gives `{other}` a server, but this binary cannot start it \
+                 (services/hazchem/src/run.rs, start)"
+            ),
+        };
+        started.push((service, addr));
     }
     let metrics = match config.metrics_listen {
         Some(addr) => Some(serve_metrics(addr, registry, shutdown.clone()).await?),
         None => None,
     };
     Ok(Running {
-        gateway: gateway_addr,
-        ledger: ledger_addr,
-        credit: credit_addr,
-        enforcement: enforcement_addr,
+        services: started,
         metrics,
         tasks,
     })
 }
 
+/// What the banner says about a running service after its address; a service without a note of its
+/// own is described by its line in the service table.
+fn banner_note(
+    service: &Service,
+    addr: SocketAddr,
+    flag: &dyn Fn(&str, &str) -> String,
+    exe: &str,
+    data: &str,
+    dir: &str,
+) -> String {
+    match service.name {
+        hazchem_gateway::SERVICE_NAME => {
+            format!("{addr}; mTLS, development CA in {data}/pki")
+        }
+        hazchem_ledger::SERVICE_NAME => {
+            format!("audit service; checkpoint key {data}/pki/ledger.pub")
+        }
+        hazchem_credit::SERVICE_NAME => format!(
+            "credit registry: {exe} credit check <uscc> --as emergency{}{dir}",
+            flag(service.name, "--endpoint")
+        ),
+        hazchem_enforcement::SERVICE_NAME => format!(
+            "joint tasks: {exe} enforcement list --as emergency{}{dir}",
+            flag(service.name, "--endpoint")
+        ),
+        _ => service.about.to_owned(),
+    }
+}
+
 fn print_dev_banner(args: &DevArgs, running: &Running) {
     let exe = std::env::args().next().unwrap_or_else(|| "hazchem".into());
-    let data = args.data_dir.display();
-    let gateway = running.gateway.map(|a| a.to_string()).unwrap_or_default();
-    let port = running.gateway.map(|a| a.port()).unwrap_or_default();
-    let endpoint = if port == 7443 {
-        String::new()
-    } else {
-        format!(" --endpoint https://localhost:{port}")
-    };
+    let data = args.data_dir.display().to_string();
     let dir = if args.data_dir == crate::default_data_dir() {
         String::new()
     } else {
         format!(" --data-dir {data}")
     };
-    let ledger_port = running.ledger.map(|a| a.port()).unwrap_or_default();
-    let ledger = if ledger_port == 7444 {
-        String::new()
-    } else {
-        format!(" --ledger https://localhost:{ledger_port}")
+    // ` <flag> https://localhost:<port>` when the service `name` is not on the port the client commands
+    // assume (the table's), else nothing.
+    let flag = |name: &str, flag: &str| -> String {
+        let port = running.addr(name).map(|a| a.port()).unwrap_or_default();
+        if services::get(name).and_then(|s| s.port) == Some(port) {
+            String::new()
+        } else {
+            format!(" {flag} https://localhost:{port}")
+        }
     };
-    let credit_port = running.credit.map(|a| a.port()).unwrap_or_default();
-    let credit = if credit_port == 7445 {
-        String::new()
-    } else {
-        format!(" --endpoint https://localhost:{credit_port}")
-    };
-    let enforcement_port = running.enforcement.map(|a| a.port()).unwrap_or_default();
-    let enforcement = if enforcement_port == 7446 {
-        String::new()
-    } else {
-        format!(" --endpoint https://localhost:{enforcement_port}")
-    };
+    let endpoint = flag(hazchem_gateway::SERVICE_NAME, "--endpoint");
+    let ledger = flag(hazchem_ledger::SERVICE_NAME, "--ledger");
+    // One line per service, then the metrics endpoint and the data directory, addresses aligned.
+    let width = running
+        .services
+        .iter()
+        .map(|(s, _)| s.name.len())
+        .chain(["metrics".len(), "data".len()])
+        .max()
+        .unwrap_or_default()
+        + 2;
+    let mut lines = String::new();
+    for (service, addr) in &running.services {
+        let note = banner_note(service, *addr, &flag, &exe, &data, &dir);
+        lines.push_str(&format!(
+            "\n  {:<width$} https://localhost:{}  ({note})",
+            service.name,
+            addr.port()
+        ));
+    }
+    let metrics = running
+        .metrics
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "-".into());
     println!(
         "\nHazchem Bus is running (development mode, embedded bus).\n\
-         \n  gateway   https://localhost:{port}  ({gateway}; mTLS, development CA in {data}/pki)\
-         \n  ledger    https://localhost:{ledger_port}  (audit service; checkpoint key {data}/pki/ledger.pub)\
-         \n  credit    https://localhost:{credit_port}  (credit registry: {exe} credit check <uscc> --as emergency{credit}{dir})\
-         \n  enforce   https://localhost:{enforcement_port}  (joint tasks: {exe} enforcement list --as emergency{enforcement}{dir})\
-         \n  metrics   http://{}/metrics\
-         \n  data      {data}\
+         {lines}\
+         \n  {:<width$} http://{metrics}/metrics\
+         \n  {:<width$} {data}\
          \n\nIn another terminal, from this directory:\
          \n  follow everything, as the fire department:\
          \n    {exe} tail --as fire{endpoint}{dir}\
@@ -366,9 +482,122 @@ fn print_dev_banner(args: &DevArgs, running: &Running) {
          \n    {exe} audit export --out audit-bundle{ledger}{dir}\
          \n    {exe} audit verify --bundle audit-bundle --key {data}/pki/ledger.pub\
          \n\nCtrl-C stops it; everything published stays in {data}/bus.\n",
-        running
-            .metrics
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "-".into()),
+        "metrics", "data",
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Debug, clap::Subcommand)]
+    enum Command {
+        Dev(DevArgs),
+        Serve(ServeArgs),
+    }
+
+    fn dev_args(args: &[&str]) -> DevArgs {
+        let cli = Cli::try_parse_from(["hazchem", "dev"].into_iter().chain(args.iter().copied()))
+            .unwrap();
+        let Command::Dev(args) = cli.command else {
+            panic!("not dev")
+        };
+        args
+    }
+
+    /// `hazchem serve` offers exactly the table's servers; everything else is refused.
+    #[test]
+    fn serve_offers_the_services_with_a_server() {
+        for service in services::SERVICES {
+            let parsed = Cli::try_parse_from(["hazchem", "serve", service.name]);
+            match (parsed, service.port) {
+                (
+                    Ok(Cli {
+                        command: Command::Serve(args),
+                    }),
+                    Some(_),
+                ) => {
+                    assert_eq!(args.service, service);
+                }
+                (Err(_), None) => {}
+                (other, port) => panic!("serve {}: {other:?} (port {port:?})", service.name),
+            }
+        }
+        assert!(Cli::try_parse_from(["hazchem", "serve", "nobody"]).is_err());
+    }
+
+    /// Every service `hazchem dev` runs is configured on its default address with the default flags, on a
+    /// free port beside a gateway on another port, and on the address its flag gives.
+    #[test]
+    fn dev_configures_every_service_it_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = DevPki::generate(&dir.path().join("pki")).unwrap();
+        let listens = |config: &Config| -> BTreeMap<&str, SocketAddr> {
+            BTreeMap::from([
+                (hazchem_gateway::SERVICE_NAME, config.gateway.listen),
+                (hazchem_ledger::SERVICE_NAME, config.ledger.listen),
+                (hazchem_credit::SERVICE_NAME, config.credit.listen),
+                (hazchem_enforcement::SERVICE_NAME, config.enforcement.listen),
+            ])
+        };
+
+        let data_dir = dir.path().to_str().unwrap();
+        let config = dev_config(&dev_args(&["--data-dir", data_dir]), &pki).unwrap();
+        let listen = listens(&config);
+        for service in services::dev() {
+            assert_eq!(
+                listen.get(service.name).copied(),
+                service.default_listen(),
+                "{}",
+                service.name
+            );
+        }
+        assert_eq!(
+            config.bus,
+            BusConfig::Embedded {
+                dir: dir.path().join("bus")
+            }
+        );
+        assert_eq!(config.ledger.store, dir.path().join("ledger"));
+        assert_eq!(config.credit.state, dir.path().join("credit"));
+        assert_eq!(config.enforcement.store, dir.path().join("enforcement"));
+
+        let args = dev_args(&["--data-dir", data_dir, "--listen", "127.0.0.2:9000"]);
+        let listen = listens(&dev_config(&args, &pki).unwrap());
+        for service in services::dev() {
+            let expected = if service.name == hazchem_gateway::SERVICE_NAME {
+                "127.0.0.2:9000"
+            } else {
+                "127.0.0.2:0"
+            };
+            assert_eq!(
+                listen[service.name].to_string(),
+                expected,
+                "{}",
+                service.name
+            );
+        }
+
+        let mut flags = vec!["--data-dir".to_owned(), data_dir.to_owned()];
+        for (n, service) in ServiceListen::services().enumerate() {
+            flags.push(format!("--{}-listen", service.name));
+            flags.push(format!("127.0.0.3:{}", 9100 + n));
+        }
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let listen = listens(&dev_config(&dev_args(&flags), &pki).unwrap());
+        for (n, service) in ServiceListen::services().enumerate() {
+            assert_eq!(
+                listen[service.name].to_string(),
+                format!("127.0.0.3:{}", 9100 + n)
+            );
+        }
+    }
 }

@@ -19,7 +19,7 @@ pub struct SimulateArgs {
     #[arg(
         long,
         env = "HAZCHEM_ENDPOINT",
-        default_value = "https://localhost:7443"
+        default_value_t = hazchem_pki::services::default_endpoint(hazchem_gateway::SERVICE_NAME)
     )]
     pub endpoint: String,
     /// The development data directory: each department connects with its certificate from <DIR>/pki.

@@ -192,8 +192,8 @@ pub async fn stored_events(bus: &Bus) -> Vec<StoredEvent> {
             .await
             .expect("read a message")
             .unwrap_or_else(|| panic!("the stream has a gap at sequence {sequence}"));
-        let record = v1::Record::decode(message.payload.as_ref()).expect("a stored Record");
-        let event = v1::Event::decode(record.event.as_slice()).expect("a stored Event");
+        let (record, event) =
+            hazchem_proto::open_record(message.payload.as_ref()).expect("a stored Record");
         out.push(StoredEvent {
             sequence,
             subject: message.subject,

@@ -15,7 +15,6 @@ use hazchem_domain::Department;
 use hazchem_pki::Principal;
 use hazchem_proto::time::datetime;
 use hazchem_proto::{department_from_i32, v1};
-use prost::Message as _;
 
 use crate::Rejection;
 use crate::policy::Policy;
@@ -164,8 +163,7 @@ impl EventFilter {
         token: Option<&str>,
         bytes: &[u8],
     ) -> Option<Selected> {
-        let record = v1::Record::decode(bytes).ok()?;
-        let event = v1::Event::decode(record.event.as_slice()).ok()?;
+        let (record, event) = hazchem_proto::open_record(bytes).ok()?;
         let token = match token {
             Some(token) => token.to_owned(),
             None => event.type_token()?,

@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use hazchem_bus::{EventSubject, Message};
 use hazchem_domain::Department;
 use hazchem_proto::{department_from_i32, v1};
-use prost::Message as _;
 use serde::{Deserialize, Serialize};
 
 use crate::registers::RiskFacts;
@@ -85,9 +84,7 @@ pub struct Projection {
 }
 
 fn decode(message: &Message) -> Option<(v1::Record, v1::Event)> {
-    let record = v1::Record::decode(message.payload.as_ref()).ok()?;
-    let event = v1::Event::decode(record.event.as_slice()).ok()?;
-    Some((record, event))
+    hazchem_proto::open_record(message.payload.as_ref()).ok()
 }
 
 fn instant(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {

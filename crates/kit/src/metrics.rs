@@ -1,6 +1,11 @@
-//! Prometheus metrics of every projection, labelled by its name: position, lag behind the stream, apply
-//! latency, messages applied, errors by reason.
+//! Prometheus metrics of every service, kept once per process and exported by [`register`]:
+//!
+//! - every projection, labelled by its name: position, lag behind the stream, apply latency, messages
+//!   applied, errors by reason ([`ProjectionMetrics`]);
+//! - every gRPC call to every server (queries, commands, publishes), labelled by server, method and
+//!   status code: count and latency ([`GrpcMetrics`], recorded by [`crate::serve_grpc`]).
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -46,15 +51,28 @@ impl Default for ProjectionMetrics {
     }
 }
 
+static PROJECTIONS: LazyLock<ProjectionMetrics> = LazyLock::new(ProjectionMetrics::default);
+static GRPC: LazyLock<GrpcMetrics> = LazyLock::new(GrpcMetrics::default);
+
+/// Registers the process's projection and gRPC metrics in `registry` (once per registry).
+pub fn register(registry: &mut Registry) {
+    PROJECTIONS.register(registry);
+    GRPC.register(registry);
+}
+
 impl ProjectionMetrics {
+    /// The process's projection metrics (what [`register`] exports).
+    pub fn global() -> Self {
+        PROJECTIONS.clone()
+    }
+
     /// Metrics that are kept but exported nowhere (tests, tools).
     pub fn unregistered() -> Self {
         Self::default()
     }
 
-    /// Creates the metrics and registers them under `hazchem_projection_`.
-    pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self::default();
+    fn register(&self, registry: &mut Registry) {
+        let metrics = self;
         let registry = registry.sub_registry_with_prefix("hazchem_projection");
         registry.register(
             "position",
@@ -81,7 +99,6 @@ impl ProjectionMetrics {
             "Errors following the stream, by reason",
             metrics.errors.clone(),
         );
-        metrics
     }
 
     fn label(name: &str) -> ProjectionLabel {
@@ -114,5 +131,75 @@ impl ProjectionMetrics {
                 reason: reason.to_owned(),
             })
             .inc();
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    server: String,
+    method: String,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    server: String,
+    method: String,
+}
+
+/// Counts and latency of gRPC calls, by server, method and status code.
+#[derive(Clone, Debug)]
+pub struct GrpcMetrics {
+    calls: Family<CallLabels, Counter>,
+    seconds: Family<MethodLabels, Histogram>,
+}
+
+impl Default for GrpcMetrics {
+    fn default() -> Self {
+        GrpcMetrics {
+            calls: Family::default(),
+            // 50 µs .. ~1.6 s
+            seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.00005, 2.0, 16))
+            }),
+        }
+    }
+}
+
+impl GrpcMetrics {
+    /// The process's gRPC metrics (what [`register`] exports).
+    pub fn global() -> Self {
+        GRPC.clone()
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        let registry = registry.sub_registry_with_prefix("hazchem_grpc");
+        registry.register(
+            "calls",
+            "gRPC calls answered, by server, method and status code",
+            self.calls.clone(),
+        );
+        registry.register(
+            "call_seconds",
+            "Time to answer a gRPC call (to the response headers), by server and method",
+            self.seconds.clone(),
+        );
+    }
+
+    /// Records one call.
+    pub fn call(&self, server: &str, method: &str, code: &str, took: Duration) {
+        self.calls
+            .get_or_create(&CallLabels {
+                server: server.to_owned(),
+                method: method.to_owned(),
+                code: code.to_owned(),
+            })
+            .inc();
+        self.seconds
+            .get_or_create(&MethodLabels {
+                server: server.to_owned(),
+                method: method.to_owned(),
+            })
+            .observe(took.as_secs_f64());
     }
 }

@@ -117,10 +117,11 @@ pub struct FollowOptions {
 }
 
 impl Default for FollowOptions {
+    /// Batches of at most 1000, and the process's metrics.
     fn default() -> Self {
         FollowOptions {
             max_batch: 1000,
-            metrics: ProjectionMetrics::unregistered(),
+            metrics: ProjectionMetrics::global(),
         }
     }
 }

@@ -48,7 +48,8 @@ pub mod seconds {
 
 /// Serves `routes` on `listener` over TLS until `shutdown` is cancelled, then stops accepting calls and
 /// lets running ones finish. Adds gRPC health, reporting each of `services` (full service names) as
-/// serving, and reflection over the whole contract. Every Hazchem Bus server serves through this.
+/// serving, and reflection over the whole contract; every call gets a `grpc` tracing span and is counted
+/// in [`crate::GrpcMetrics`]. Every Hazchem Bus server serves through this.
 ///
 /// Client certificates are optional in the handshake so that a call without one is answered with
 /// UNAUTHENTICATED (and a reason) rather than a bare TLS failure; each service authenticates its calls.
@@ -88,6 +89,10 @@ pub async fn serve_grpc(
     Server::builder()
         .tls_config(tls.optional_client_auth())
         .map_err(transport)?
+        .layer(crate::observe::ObserveLayer::new(
+            what,
+            crate::metrics::GrpcMetrics::global(),
+        ))
         .add_routes(routes.add_service(health).add_service(reflection))
         .serve_with_incoming_shutdown(incoming(listener), shutdown.cancelled_owned())
         .await

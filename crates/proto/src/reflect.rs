@@ -138,6 +138,14 @@ pub fn decode_event(bytes: &[u8]) -> Result<DynamicMessage, prost::DecodeError> 
     DynamicMessage::decode(event_descriptor(), bytes)
 }
 
+/// The stored record `bytes` (what the stream holds) and the event inside it: the one way a reader opens a
+/// record.
+pub fn open_record(bytes: &[u8]) -> Result<(v1::Record, v1::Event), prost::DecodeError> {
+    let record = v1::Record::decode(bytes)?;
+    let event = v1::Event::decode(record.event.as_slice())?;
+    Ok((record, event))
+}
+
 /// `hazchem.v1.Event` fields used by every service.
 impl v1::Event {
     /// The event type token of the payload, for example "waybill_issued".

@@ -6,7 +6,6 @@ use chrono::{DateTime, TimeDelta, Utc};
 use hazchem_bus::{EventSubject, Message};
 use hazchem_domain::{Department, Uscc};
 use hazchem_proto::{department_from_i32, v1};
-use prost::Message as _;
 
 use crate::catalogue::LicenceKind;
 use crate::registry::{
@@ -290,10 +289,8 @@ pub fn fact_of(message: &Message) -> Result<Option<Recorded>, Unreadable> {
     if !FACT_TOKENS.contains(&subject.type_token) {
         return Ok(None);
     }
-    let record = v1::Record::decode(message.payload.as_ref())
+    let (record, event) = hazchem_proto::open_record(message.payload.as_ref())
         .map_err(|e| Unreadable(format!("the record does not decode: {e}")))?;
-    let event = v1::Event::decode(record.event.as_slice())
-        .map_err(|e| Unreadable(format!("the event does not decode: {e}")))?;
     let recorded_at = record
         .accepted_at
         .as_ref()

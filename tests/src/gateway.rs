@@ -25,7 +25,7 @@ use futures::StreamExt;
 use hazchem_bus::{Bus, JetStreamConfig};
 use hazchem_domain::Department;
 use hazchem_gateway::{Gateway, GatewayConfig, Metrics, Publisher};
-use hazchem_kit::{EventGuard, EventSink, ServerTlsFiles};
+use hazchem_kit::{EventGuard, EventSink, ServerTlsFiles, SharedClock};
 use hazchem_pki::{ClientTls, DevPki, Principal, SigningKey};
 use hazchem_proto::v1;
 use hazchem_proto::v1::publish_service_client::PublishServiceClient;
@@ -319,6 +319,7 @@ pub struct TestGatewayBuilder {
     policy: Option<String>,
     guards: Vec<Arc<dyn EventGuard>>,
     pki: Option<Arc<TestPki>>,
+    clock: Option<SharedClock>,
 }
 
 impl std::fmt::Debug for TestGatewayBuilder {
@@ -328,6 +329,7 @@ impl std::fmt::Debug for TestGatewayBuilder {
             .field("config", &self.config)
             .field("policy", &self.policy.is_some())
             .field("guards", &self.guards.len())
+            .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }
@@ -359,6 +361,13 @@ impl TestGatewayBuilder {
         self
     }
 
+    /// Admits and stamps `accepted_at` by this clock instead of the system clock (see
+    /// [`Publisher::with_clock`]); in-process services publishing through [`TestGateway::sink`] share it.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// Builds the publisher and the gateway and serves on `127.0.0.1:0`.
     ///
     /// # Panics
@@ -370,6 +379,7 @@ impl TestGatewayBuilder {
             policy,
             guards,
             pki,
+            clock,
         } = self;
         let pki = pki.unwrap_or_else(TestPki::shared);
         if let Some(text) = &policy {
@@ -385,6 +395,9 @@ impl TestGatewayBuilder {
                 .unwrap_or_else(|e| panic!("the gateway configuration is refused: {e}"));
         for guard in guards {
             publisher = publisher.with_guard(guard);
+        }
+        if let Some(clock) = clock {
+            publisher = publisher.with_clock(clock);
         }
         let shutdown = CancellationToken::new();
         let gateway = Gateway::new(&config, publisher.clone(), shutdown.clone())
@@ -446,6 +459,7 @@ impl TestGateway {
             policy: None,
             guards: Vec::new(),
             pki: None,
+            clock: None,
         }
     }
 

@@ -2,6 +2,8 @@
 //! `nats-server` per test). Each `contract_*` function takes the [`Kind`] of bus; the
 //! `contract!` macro instantiates it for both.
 
+#![allow(clippy::disallowed_methods)] // tests: events are stamped with wall time for gateways on the system clock
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 

@@ -4,6 +4,8 @@
 //! gateway's `Subscribe`; commands are idempotent by command id, across restarts and rebuilds; a rebuild
 //! from the stream gives identical tasks; recorded draws re-run exactly; deadlines escalate once.
 
+#![allow(clippy::disallowed_methods)] // tests: events are stamped with wall time for gateways on the system clock
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;

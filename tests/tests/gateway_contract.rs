@@ -7,6 +7,8 @@
 //! concurrent publishers, start positions and durable cursors, filters, read entitlement, invalid
 //! filters, and that every fixture is admitted.
 
+#![allow(clippy::disallowed_methods)] // tests: events are stamped with wall time for gateways on the system clock
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};

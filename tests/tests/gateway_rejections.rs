@@ -3,13 +3,17 @@
 //! the stream (the last sequence is unchanged, and the next accepted event takes the next
 //! sequence).
 
+#![allow(clippy::disallowed_methods)] // tests: events are stamped with wall time for gateways on the system clock
+
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use hazchem_domain::{
     CasNumber, Department, IdentifierError, ImoNumber, PlateColour, UnNumber, Uscc, VehiclePlate,
 };
+use hazchem_kit::{Clock as _, ManualClock};
 use hazchem_pki::Principal;
 use hazchem_proto::v1;
 use hazchem_proto::v1::event::Payload;
@@ -55,6 +59,7 @@ both_buses!(
     a_missing_payload_is_named,
     an_oversize_event_is_refused_before_anything_else,
     a_future_timestamp_beyond_the_skew_is_refused,
+    a_future_timestamp_is_admitted_once_the_gateways_clock_catches_up,
     attributes_must_agree_with_the_payload,
     undecodable_and_malformed_bytes_are_refused,
     origin_signatures_are_verified_and_required,
@@ -645,6 +650,35 @@ async fn a_future_timestamp_beyond_the_skew_is_refused(kind: BusKind) {
     ));
     gw.publish_event(&ahead).await.unwrap();
     nothing_was_stored(&gw, &[ahead.id]).await;
+}
+
+/// The gateway takes "now" from its clock: with a manual clock, an event a minute beyond the skew is
+/// refused, the same event is admitted once the clock has moved two minutes (nobody waits for them), and
+/// its record is stamped `accepted_at` with the clock's time.
+async fn a_future_timestamp_is_admitted_once_the_gateways_clock_catches_up(kind: BusKind) {
+    let clock = ManualClock::new("2026-11-20T08:00:00Z".parse().unwrap());
+    let gw = TestGateway::builder(TestBus::new(kind).await)
+        .clock(Arc::new(clock.clone()))
+        .start()
+        .await;
+    let skew = chrono::Duration::from_std(gw.config().max_clock_skew).unwrap();
+    let mut event = fresh("waybill_issued");
+    event.time = Some(hazchem_proto::time::timestamp(
+        clock.now() + skew + chrono::Duration::minutes(1),
+    ));
+    let status = refuse(&gw, &dept("transport"), unsigned(&event)).await;
+    assert_status(&status, Code::InvalidArgument, &[("time", "not_future")]);
+
+    clock.advance(chrono::Duration::minutes(2));
+    let accepted = gw.publish_event(&event).await.unwrap();
+    assert_eq!((accepted.sequence, accepted.duplicate), (1, false));
+    let records = gw.bus().records().await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].event.id, event.id);
+    assert_eq!(
+        records[0].record.accepted_at,
+        Some(hazchem_proto::time::timestamp(clock.now()))
+    );
 }
 
 async fn attributes_must_agree_with_the_payload(kind: BusKind) {

@@ -17,6 +17,8 @@
 //!
 //! The figure is the ratio admit/decode of one run; absolute rates move with the machine's load.
 
+#![allow(clippy::disallowed_methods)] // benchmark: events are admitted at wall time
+
 use std::time::{Duration, Instant};
 
 use chrono::Utc;

@@ -777,6 +777,7 @@ pub(crate) fn printable(text: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests: the rules are checked at wall time against fixed fixtures
 mod tests {
     use super::*;
 

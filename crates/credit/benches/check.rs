@@ -13,6 +13,8 @@
 //! enterprise drawn uniformly from the 100,000 (so one call in ten finds an active listing), for a
 //! department drawn uniformly from the nine, at "now".
 
+#![allow(clippy::disallowed_methods)] // benchmark: queries run against wall time
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;

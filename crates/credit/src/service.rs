@@ -31,7 +31,7 @@ use hazchem_admission::Policy;
 use hazchem_bus::{Bus, Message};
 use hazchem_domain::{Department, Uscc};
 use hazchem_kit::EventSink;
-use hazchem_kit::{FollowOptions, Progress};
+use hazchem_kit::{FollowOptions, Progress, SharedClock, SystemClock};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -66,6 +66,9 @@ pub enum ReviewError {
 #[derive(Debug, Clone)]
 pub struct Credit {
     inner: Arc<Inner>,
+    /// When term ends are due, and "now" for queries that name no instant. Clones carry it, so set it
+    /// ([`Credit::with_clock`]) before cloning.
+    clock: SharedClock,
 }
 
 #[derive(Debug)]
@@ -147,7 +150,22 @@ impl Credit {
                 progress,
                 next_expiry,
             }),
+            clock: SystemClock::shared(),
         })
+    }
+
+    /// Takes the time from `clock` instead of the system clock (tests move a
+    /// [`hazchem_kit::ManualClock`]). Set it before cloning: clones carry the clock they were made with.
+    #[must_use]
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The service's clock.
+    #[must_use]
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     #[must_use]
@@ -365,7 +383,7 @@ impl Credit {
         let mut announced: BTreeSet<String> = BTreeSet::new();
         loop {
             next_expiry.mark_unchanged();
-            let now = Utc::now();
+            let now = self.clock.now();
             let due = self.write().due_expiries(now);
             announced.retain(|id| due.iter().any(|d| &d.listing_id == id));
             for d in &due {
@@ -396,7 +414,7 @@ impl Credit {
                     }
                 }
             }
-            let now = Utc::now();
+            let now = self.clock.now();
             let wait = match self.read().next_expiry() {
                 Some(next) if next > now => (next - now).to_std().unwrap_or(interval).min(interval),
                 // Announced, waiting for the announcements to come back through the stream.

@@ -152,6 +152,7 @@ impl CreditStore {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests: any instant will do for a stored fact
 mod tests {
     use chrono::Utc;
 

@@ -1,6 +1,8 @@
 //! The guard on credit decisions, through the gateway's publishing core: every bad decision is refused with
 //! a precise status and appends nothing; good ones and retries go through.
 
+#![allow(clippy::disallowed_methods)] // tests: the scenario is dated from wall time, as the gateway it publishes through
+
 mod common;
 
 use chrono::{TimeDelta, Utc};

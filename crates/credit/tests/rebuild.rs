@@ -1,6 +1,8 @@
 //! Restart and rebuild: every query answers the same before a restart, after it, and after the store is
 //! lost and rebuilt from the stream; warnings and term-end announcements are on the stream exactly once.
 
+#![allow(clippy::disallowed_methods)] // tests: the scenario is dated from wall time, as the gateway it publishes through
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use hazchem_admission::ERROR_DOMAIN;
 use hazchem_domain::Department;
 use hazchem_pki::{Principal, ServerTls, authenticate};
@@ -202,8 +202,11 @@ pub fn status(error: Error) -> Status {
     Status::with_error_details(code, message, details)
 }
 
-/// Checks a request by the contract's field rules.
-fn check_rules<M: prost::Message + prost::Name>(request: &M) -> Result<(), Status> {
+/// Checks a request by the contract's field rules (`not_future` against `now`, the service's clock).
+fn check_rules<M: prost::Message + prost::Name>(
+    request: &M,
+    now: DateTime<Utc>,
+) -> Result<(), Status> {
     let descriptor = hazchem_proto::message(&M::full_name())
         .ok_or_else(|| Status::internal(format!("{} is not in the contract", M::full_name())))?;
     let mut dynamic = DynamicMessage::new(descriptor);
@@ -212,7 +215,7 @@ fn check_rules<M: prost::Message + prost::Name>(request: &M) -> Result<(), Statu
         .map_err(|e| Status::internal(format!("transcoding the request: {e}")))?;
     let report = hazchem_admission::validate::validate(
         &dynamic,
-        Utc::now(),
+        now,
         hazchem_admission::DEFAULT_MAX_CLOCK_SKEW,
     );
     if report.is_valid() {
@@ -278,6 +281,11 @@ impl EnforcementServer {
         EnforcementServer { service }
     }
 
+    /// Now, by the service's clock.
+    fn now(&self) -> DateTime<Utc> {
+        self.service.clock().now()
+    }
+
     /// Serves `EnforcementService` over mTLS until `shutdown`.
     pub async fn serve(
         self,
@@ -320,12 +328,13 @@ impl EnforcementServer {
             })
             .await
             .map_err(status)?;
-        Ok(Some(joint(&task)))
+        Ok(Some(joint(&task, self.now())))
     }
 }
 
-fn joint(task: &Task) -> v1::JointTask {
-    wire::joint_task(task, Utc::now(), true)
+/// A task as answered, its `overdue` as of `now`.
+fn joint(task: &Task, now: DateTime<Utc>) -> v1::JointTask {
+    wire::joint_task(task, now, true)
 }
 
 #[tonic::async_trait]
@@ -336,7 +345,7 @@ impl EnforcementService for EnforcementServer {
     ) -> Result<Response<v1::OpenTaskResponse>, Status> {
         let actor = actor(&request)?;
         let r = request.into_inner();
-        check_rules(&r)?;
+        check_rules(&r, self.now())?;
         let mut v = Violations::default();
         let participants = r
             .participants
@@ -367,7 +376,7 @@ impl EnforcementService for EnforcementServer {
     ) -> Result<Response<v1::DrawTaskResponse>, Status> {
         let actor = actor(&request)?;
         let r = request.into_inner();
-        check_rules(&r)?;
+        check_rules(&r, self.now())?;
         let command = Command::Draw {
             target_count: r.target_count,
             inspectors_per_department: r.inspectors_per_department,
@@ -390,7 +399,7 @@ impl EnforcementService for EnforcementServer {
     ) -> Result<Response<v1::AdvanceTaskResponse>, Status> {
         let actor = actor(&request)?;
         let r = request.into_inner();
-        check_rules(&r)?;
+        check_rules(&r, self.now())?;
         let mut v = Violations::default();
         let to = wire::state_from_proto(r.to_state);
         if to.is_none() {
@@ -409,7 +418,7 @@ impl EnforcementService for EnforcementServer {
     ) -> Result<Response<v1::RecordFindingsResponse>, Status> {
         let actor = actor(&request)?;
         let r = request.into_inner();
-        check_rules(&r)?;
+        check_rules(&r, self.now())?;
         let mut v = Violations::default();
         let targets = wire::findings(&r.targets, "targets", &mut v);
         let crime_suspected_at = r
@@ -432,7 +441,7 @@ impl EnforcementService for EnforcementServer {
     ) -> Result<Response<v1::OrderRectificationResponse>, Status> {
         let actor = actor(&request)?;
         let r = request.into_inner();
-        check_rules(&r)?;
+        check_rules(&r, self.now())?;
         let mut v = Violations::default();
         let command = wire::instant(r.deadline.as_ref(), "deadline", &mut v).map(|deadline| {
             Command::OrderRectification {
@@ -452,7 +461,7 @@ impl EnforcementService for EnforcementServer {
     ) -> Result<Response<v1::RecordRecheckResponse>, Status> {
         let actor = actor(&request)?;
         let r = request.into_inner();
-        check_rules(&r)?;
+        check_rules(&r, self.now())?;
         let command = Command::RecordRecheck {
             passed: r.passed,
             note: r.note,
@@ -475,7 +484,7 @@ impl EnforcementService for EnforcementServer {
     ) -> Result<Response<v1::DecidePenaltyResponse>, Status> {
         let actor = actor(&request)?;
         let r = request.into_inner();
-        check_rules(&r)?;
+        check_rules(&r, self.now())?;
         let mut v = Violations::default();
         let command = wire::penalty(r.penalty.as_ref(), &r.task_id, "penalty", &mut v)
             .map(Command::DecidePenalty);
@@ -491,7 +500,7 @@ impl EnforcementService for EnforcementServer {
     ) -> Result<Response<v1::TransferCaseResponse>, Status> {
         let actor = actor(&request)?;
         let r = request.into_inner();
-        check_rules(&r)?;
+        check_rules(&r, self.now())?;
         let mut v = Violations::default();
         let command =
             wire::instant(r.decided_at.as_ref(), "decided_at", &mut v).map(|decided_at| {
@@ -513,7 +522,7 @@ impl EnforcementService for EnforcementServer {
     ) -> Result<Response<v1::AnswerTransferResponse>, Status> {
         let actor = actor(&request)?;
         let r = request.into_inner();
-        check_rules(&r)?;
+        check_rules(&r, self.now())?;
         let command = Command::AnswerTransfer {
             accepted: r.accepted,
             reason: r.reason,
@@ -536,7 +545,7 @@ impl EnforcementService for EnforcementServer {
     ) -> Result<Response<v1::CloseTaskResponse>, Status> {
         let actor = actor(&request)?;
         let r = request.into_inner();
-        check_rules(&r)?;
+        check_rules(&r, self.now())?;
         let command = Command::Close { summary: r.summary };
         let task = self
             .execute(
@@ -556,14 +565,14 @@ impl EnforcementService for EnforcementServer {
     ) -> Result<Response<v1::GetTaskResponse>, Status> {
         authenticate(&request)?;
         let r = request.into_inner();
-        check_rules(&r)?;
+        check_rules(&r, self.now())?;
         let task = self.service.task(&r.task_id).ok_or_else(|| {
             status(Error::Refused(Refusal::NotFound {
                 task_id: r.task_id.clone(),
             }))
         })?;
         Ok(Response::new(v1::GetTaskResponse {
-            task: Some(joint(&task)),
+            task: Some(joint(&task, self.now())),
         }))
     }
 
@@ -573,7 +582,7 @@ impl EnforcementService for EnforcementServer {
     ) -> Result<Response<v1::ListTasksResponse>, Status> {
         authenticate(&request)?;
         let r = request.into_inner();
-        check_rules(&r)?;
+        check_rules(&r, self.now())?;
         let mut v = Violations::default();
         let department = (r.department != 0)
             .then(|| wire::department(r.department, "department", &mut v))
@@ -603,7 +612,7 @@ impl EnforcementService for EnforcementServer {
             after: (!r.page_token.is_empty()).then_some(r.page_token),
             limit,
         };
-        let now = Utc::now();
+        let now = self.now();
         let (tasks, more) = self.service.tasks(&query, now);
         let next_page_token = if more {
             tasks.last().map(|t| t.id.clone()).unwrap_or_default()

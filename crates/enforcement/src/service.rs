@@ -24,7 +24,7 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Utc};
 use hazchem_bus::Bus;
 use hazchem_domain::{Department, Uscc};
-use hazchem_kit::EventSink;
+use hazchem_kit::{EventSink, SharedClock, SystemClock};
 use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -81,6 +81,9 @@ pub struct TaskQuery {
 #[derive(Debug, Clone)]
 pub struct Enforcement {
     inner: Arc<Inner>,
+    /// "Now" for commands, deadlines and escalations. Clones carry it, so set it
+    /// ([`Enforcement::with_clock`]) before cloning.
+    clock: SharedClock,
 }
 
 #[derive(Debug)]
@@ -164,7 +167,21 @@ impl Enforcement {
                 bus,
                 sink,
             }),
+            clock: SystemClock::shared(),
         })
+    }
+
+    /// Takes the time from `clock` instead of the system clock (tests move a
+    /// [`hazchem_kit::ManualClock`]). Set it before cloning: clones carry the clock they were made with.
+    #[must_use]
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The service's clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// The registers draws draw from.
@@ -224,7 +241,7 @@ impl Enforcement {
         };
         let _serial = self.inner.commands.lock().await;
         self.caught_up().await?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let (event, basis) = {
             let state = self.inner.state.read().expect("not poisoned");
             if let Some(done) = state
@@ -329,7 +346,7 @@ impl Enforcement {
     pub async fn raise_escalations(&self) -> Result<usize> {
         let _serial = self.inner.commands.lock().await;
         self.caught_up().await?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let answer_within = chrono::Duration::from_std(self.inner.config.transfer_answer_period)
             .unwrap_or(chrono::Duration::MAX);
         let due: Vec<(TaskEvent, String, task::LegalBasis)> = {

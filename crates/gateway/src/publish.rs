@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Utc;
 use hazchem_admission::{Admission, Admitted, Limits, Policy};
 use hazchem_bus::{Bus, Outgoing};
 use hazchem_pki::{KeyRegistry, Principal};
@@ -13,7 +12,7 @@ use tonic::Status;
 
 use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
-use hazchem_kit::{Accepted, EventGuard};
+use hazchem_kit::{Accepted, EventGuard, SharedClock, SystemClock};
 
 /// The gateway's publishing core, shared by the gRPC service and by in-process services (which publish
 /// through it as their service principal, so that their events pass the same checks).
@@ -25,6 +24,8 @@ pub struct Publisher {
     guards: Vec<Arc<dyn EventGuard>>,
     /// Held from a guarded event's review until its append, so reviews see every earlier guarded event.
     guarded: Arc<tokio::sync::Mutex<()>>,
+    /// The gateway's clock: admission's "now" (the `not_future` rule) and each record's `accepted_at`.
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -47,7 +48,20 @@ impl Publisher {
             metrics,
             guards: Vec::new(),
             guarded: Arc::default(),
+            clock: SystemClock::shared(),
         }
+    }
+
+    /// Takes the time from `clock` instead of the system clock (tests move a
+    /// [`hazchem_kit::ManualClock`]).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock admission and `accepted_at` read.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// Adds a guard that must approve events of its types before they are appended.
@@ -197,7 +211,7 @@ impl Publisher {
     }
 
     fn prepare(&self, principal: &Principal, signed: &v1::SignedEvent) -> Result<Prepared, Status> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let admitted = self
             .admission
             .admit(principal, signed, now)

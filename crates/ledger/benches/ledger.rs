@@ -20,6 +20,8 @@
 //!   as `audit verify` does after the replay: records/s; and `verify_bundle` over a bundle on disk with an
 //!   inclusion proof per record.
 
+#![allow(clippy::disallowed_methods)] // benchmark: a bundle's createdAt is descriptive
+
 use std::time::{Duration, Instant};
 
 use hazchem_ledger::bundle::{BundleRecord, BundleWriter, verify_bundle};

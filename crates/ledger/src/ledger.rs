@@ -39,7 +39,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use hazchem_admission::Policy;
 use hazchem_bus::{Bus, Message};
-use hazchem_kit::EventSink;
+use hazchem_kit::{EventSink, SharedClock, SystemClock};
 use hazchem_pki::SigningKey;
 use hazchem_proto::v1;
 use prost::Message as _;
@@ -82,6 +82,9 @@ enum Trigger {
 #[derive(Debug, Clone)]
 pub struct Ledger {
     inner: Arc<Inner>,
+    /// When checkpoints are issued (`issued_at`). Clones carry it, so set it ([`Ledger::with_clock`])
+    /// before cloning.
+    clock: SharedClock,
 }
 
 #[derive(Debug)]
@@ -264,7 +267,21 @@ impl Ledger {
                 to_publish,
                 publish_queue: Mutex::new(Some(queue)),
             }),
+            clock: SystemClock::shared(),
         })
+    }
+
+    /// Takes the time from `clock` instead of the system clock (tests move a
+    /// [`hazchem_kit::ManualClock`]). Set it before cloning: clones carry the clock they were made with.
+    #[must_use]
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The ledger's clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// The public key auditors verify with.
@@ -559,7 +576,7 @@ impl Ledger {
             size: committed.size,
             root,
             note: self.inner.signer.sign_checkpoint(&checkpoint),
-            issued_at: Utc::now(),
+            issued_at: self.clock.now(),
             published: false,
             foreign: committed.foreign,
         };
@@ -750,6 +767,7 @@ fn check_checkpoint_against_store(
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests: a message's bus time is any instant
 mod tests {
     use super::*;
 
@@ -897,6 +915,38 @@ mod tests {
             ),
             "{error}"
         );
+    }
+
+    /// A checkpoint is issued at the ledger's clock, and its event carries that time: moving the clock
+    /// moves the next checkpoint's `issued_at`, and the store keeps it for a re-publication.
+    #[tokio::test]
+    async fn checkpoints_are_issued_at_the_clocks_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        let clock = hazchem_kit::ManualClock::new(start);
+        let ledger = ledger(dir.path()).with_clock(Arc::new(clock.clone()));
+        apply(&ledger, vec![message(1, "a", vec![1])])
+            .await
+            .unwrap();
+        let first = ledger.checkpoint(true).await.unwrap();
+        assert_eq!(first.issued_at, start);
+        assert_eq!(
+            checkpoint_event(ledger.origin(), &first).time,
+            Some(hazchem_proto::time::timestamp(start))
+        );
+        clock.advance(chrono::TimeDelta::hours(6));
+        apply(&ledger, vec![message(2, "b", vec![2])])
+            .await
+            .unwrap();
+        let second = ledger.checkpoint(true).await.unwrap();
+        assert_eq!(second.issued_at, start + chrono::TimeDelta::hours(6));
+        assert_eq!(
+            ledger.inner.store.checkpoint(2).unwrap().unwrap().issued_at,
+            second.issued_at
+        );
+        // Asking again without growth issues nothing new: the stored time stands.
+        clock.advance(chrono::TimeDelta::hours(1));
+        assert_eq!(ledger.checkpoint(true).await.unwrap(), second);
     }
 
     #[tokio::test]

@@ -10,6 +10,8 @@
 //!   satisfies them);
 //! - the lifecycle is covered, and malformed JSON (unknown field, unknown enum name) is rejected.
 
+#![allow(clippy::disallowed_methods)] // tests: fixture times are checked against wall time
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,

@@ -1,6 +1,8 @@
 //! Tamper tests on offline bundles: each way of falsifying the record makes `verify_bundle` fail and name
 //! what and where; an intact bundle verifies with nothing but the public key.
 
+#![allow(clippy::disallowed_methods)] // tests: a bundle's createdAt is descriptive
+
 use std::path::{Path, PathBuf};
 
 use hazchem_verify::bundle::{self, BundleRecord, BundleWriter};

@@ -3,6 +3,8 @@
 //! indexes, extra and malformed lines, altered bytes), and the Merkle root after random batches equals a
 //! naive recursive tree's.
 
+#![allow(clippy::disallowed_methods)] // tests: a bundle's createdAt is descriptive
+
 use std::path::Path;
 
 use base64::Engine as _;

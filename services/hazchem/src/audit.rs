@@ -557,11 +557,14 @@ async fn export(args: ExportArgs) -> Result<()> {
         }
         None => None,
     };
+    #[allow(clippy::disallowed_methods)]
+    // CLI: the bundle's descriptive `createdAt` is when a person exported it
+    let created_at = chrono::Utc::now();
     let dir = writer.finish(
         &note,
         Some(&key),
         earlier.as_ref().map(|(n, p)| (*n, p.as_slice())),
-        chrono::Utc::now(),
+        created_at,
     )?;
     println!(
         "exported {size} records with the checkpoint of size {size} to {}; check it with:\n  hazchem audit verify --bundle {} --key <ledger.pub>",

@@ -97,7 +97,7 @@ impl CommandArgs {
             format!(
                 "cli-{}-{}",
                 std::process::id(),
-                Utc::now().timestamp_nanos_opt().unwrap_or_default()
+                now().timestamp_nanos_opt().unwrap_or_default()
             )
         })
     }
@@ -306,9 +306,16 @@ fn parse_state(text: &str) -> Result<v1::TaskState, String> {
         })
 }
 
+/// Now, for the person at the command line: `now` and the default instants of the commands (the
+/// service checks them against its own clock).
+#[allow(clippy::disallowed_methods)] // CLI: a person's "now" is the wall clock
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
 fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
     if text == "now" {
-        return Ok(Utc::now());
+        return Ok(now());
     }
     text.parse::<DateTime<Utc>>().map_err(|e| {
         format!("{text:?}: an RFC 3339 instant such as 2026-11-30T16:00:00Z, or now ({e})")
@@ -432,7 +439,7 @@ pub async fn run(args: EnforcementArgs) -> Result<()> {
                     reason: a.reason,
                     fine_yuan: a.fine,
                     task_id: a.command.task.clone(),
-                    decided_at: Some(ts(a.decided_at.unwrap_or_else(Utc::now))),
+                    decided_at: Some(ts(a.decided_at.unwrap_or_else(now))),
                 }),
             };
             let mut client = a.command.connection.client().await?;
@@ -451,7 +458,7 @@ pub async fn run(args: EnforcementArgs) -> Result<()> {
                 None => get(&a.command.connection, &a.command.task)
                     .await?
                     .crime_suspected_at
-                    .unwrap_or_else(|| ts(Utc::now())),
+                    .unwrap_or_else(|| ts(now())),
             };
             let request = v1::TransferCaseRequest {
                 command_id: a.command.command_id(),

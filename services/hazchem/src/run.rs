@@ -259,21 +259,24 @@ pub async fn start(
     let mut registry = Registry::default();
     let mut tasks = tokio::task::JoinSet::new();
     let mut started = Vec::new();
+    // One clock per process: every rule about time (admission, deadlines, term ends, checkpoints) reads it.
+    let clock = hazchem_kit::SystemClock::shared();
     // One publishing core per process: the gateway serves it to departments, and the services in this
     // process publish their own events through it.
     let publisher = Publisher::from_config(
         &config.gateway,
         bus.clone(),
         Metrics::register(&mut registry),
-    )?;
+    )?
+    .with_clock(clock.clone());
     // The credit service reviews credit decisions before the gateway appends them: opened before the
     // gateway is built, its guard added to the publishing core; a gateway whose credit service runs in
     // another process asks it over gRPC (`credit.remote`).
     let credit = if runs(hazchem_credit::SERVICE_NAME) {
-        Some(hazchem_credit::Credit::open(
-            &config.credit,
-            publisher.admission().policy().clone(),
-        )?)
+        Some(
+            hazchem_credit::Credit::open(&config.credit, publisher.admission().policy().clone())?
+                .with_clock(clock.clone()),
+        )
     } else {
         None
     };
@@ -299,7 +302,7 @@ pub async fn start(
                 addr
             }
             hazchem_ledger::SERVICE_NAME => {
-                let ledger = Ledger::from_config(&config.ledger)?;
+                let ledger = Ledger::from_config(&config.ledger)?.with_clock(clock.clone());
                 let tls = config.ledger.server_tls()?;
                 let listener = TcpListener::bind(config.ledger.listen)
                     .await
@@ -356,7 +359,8 @@ pub async fn start(
                     bus.clone(),
                     sink,
                 )
-                .await?;
+                .await?
+                .with_clock(clock.clone());
                 let tls = config.enforcement.server_tls()?;
                 let listener = TcpListener::bind(config.enforcement.listen)
                     .await

@@ -5,6 +5,8 @@
 //! agree with it, and it verifies, in process and with `hazchem audit verify`, online and from an exported
 //! bundle with the ledger stopped; a tampered bundle is refused naming the leaf.
 
+#![allow(clippy::disallowed_methods)] // tests: records and seeds are stamped with wall time
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::net::SocketAddr;

@@ -299,9 +299,14 @@ fn parse_uscc(value: &str, field: &str) -> Result<Uscc, Violation> {
     })
 }
 
-fn instant(t: Option<&prost_types::Timestamp>, field: &str) -> Result<DateTime<Utc>, Violation> {
+/// The instant a request names, or `now` (the service's clock) if it names none.
+fn instant(
+    t: Option<&prost_types::Timestamp>,
+    field: &str,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, Violation> {
     match t {
-        None => Ok(Utc::now()),
+        None => Ok(now),
         Some(t) => convert::from_timestamp(t).ok_or_else(|| Violation {
             field: field.to_owned(),
             rule: "timestamp.range".to_owned(),
@@ -347,8 +352,12 @@ fn parse_page_token(token: &str) -> Option<(DateTime<Utc>, u64)> {
     Some((as_of, after.parse().ok()?))
 }
 
-/// A `ListListings` request as a query (and the violations if it is not one).
-fn list_query(request: &v1::ListListingsRequest) -> Result<ListQuery, Vec<Violation>> {
+/// A `ListListings` request as a query (and the violations if it is not one); a first page without
+/// `as_of` is as of `now`.
+fn list_query(
+    request: &v1::ListListingsRequest,
+    now: DateTime<Utc>,
+) -> Result<ListQuery, Vec<Violation>> {
     let mut violations = Vec::new();
     let department = match request.department {
         0 => None,
@@ -442,7 +451,7 @@ fn list_query(request: &v1::ListListingsRequest) -> Result<ListQuery, Vec<Violat
         department,
         list_type,
         status,
-        as_of: as_of.unwrap_or_else(Utc::now),
+        as_of: as_of.unwrap_or(now),
         page_size,
         after,
     })
@@ -470,7 +479,7 @@ impl CreditService for CreditServer {
                 ))
             })
             .ok();
-        let at = instant(request.at.as_ref(), "at")
+        let at = instant(request.at.as_ref(), "at", self.credit.clock().now())
             .map_err(|v| violations.push(v))
             .ok();
         let (Some(uscc), Some(department), Some(at)) = (uscc, department, at) else {
@@ -498,7 +507,7 @@ impl CreditService for CreditServer {
         let uscc = parse_uscc(&request.uscc, "uscc")
             .map_err(|v| violations.push(v))
             .ok();
-        let as_of = instant(request.as_of.as_ref(), "as_of")
+        let as_of = instant(request.as_of.as_ref(), "as_of", self.credit.clock().now())
             .map_err(|v| violations.push(v))
             .ok();
         let (Some(uscc), Some(as_of)) = (uscc, as_of) else {
@@ -516,7 +525,8 @@ impl CreditService for CreditServer {
     ) -> Result<Response<v1::ListListingsResponse>, Status> {
         let principal = authenticate(&request)?;
         self.may_query(&principal)?;
-        let query = list_query(request.get_ref()).map_err(status::invalid_all)?;
+        let query = list_query(request.get_ref(), self.credit.clock().now())
+            .map_err(status::invalid_all)?;
         let page = self.credit.list(&query);
         Ok(Response::new(v1::ListListingsResponse {
             listings: page
@@ -580,10 +590,23 @@ mod tests {
             page_token: page_token(at, 42),
             ..Default::default()
         };
-        let q = list_query(&request).unwrap();
+        let q = list_query(&request, at + chrono::TimeDelta::days(1)).unwrap();
         assert_eq!((q.as_of, q.after, q.page_size), (at, 42, DEFAULT_PAGE_SIZE));
         request.as_of = Some(convert::timestamp(at + chrono::TimeDelta::seconds(1)));
-        let v = list_query(&request).unwrap_err();
+        let v = list_query(&request, at + chrono::TimeDelta::days(1)).unwrap_err();
         assert_eq!(v[0].rule, "page_token.as_of_mismatch");
+    }
+
+    #[test]
+    fn a_request_without_an_instant_is_answered_as_of_the_clocks_now() {
+        let now = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        let first = list_query(&v1::ListListingsRequest::default(), now).unwrap();
+        assert_eq!(first.as_of, now);
+        assert_eq!(instant(None, "at", now).unwrap(), now);
+        let named = now - chrono::TimeDelta::days(3);
+        assert_eq!(
+            instant(Some(&convert::timestamp(named)), "at", now).unwrap(),
+            named
+        );
     }
 }

@@ -11,7 +11,7 @@ use hazchem_bus::Bus;
 use hazchem_credit::{Credit, CreditConfig, CreditGuard, fixtures};
 use hazchem_domain::Department;
 use hazchem_gateway::{GatewayConfig, Metrics, Publisher};
-use hazchem_kit::{Accepted, EventSink};
+use hazchem_kit::{Accepted, EventSink, SharedClock, SystemClock};
 use hazchem_pki::{DevPki, Principal};
 use hazchem_proto::v1;
 use prost::Message as _;
@@ -32,6 +32,8 @@ pub struct Harness {
     /// The publishing core without the credit guard (services publish through it).
     pub base: Publisher,
     pub config: CreditConfig,
+    /// The clock the publishing core and the credit service share.
+    pub clock: SharedClock,
     pub running: Option<Running>,
 }
 
@@ -45,6 +47,11 @@ pub struct Running {
 
 impl Harness {
     pub async fn new() -> Harness {
+        Harness::with_clock(SystemClock::shared()).await
+    }
+
+    /// A harness whose publishing core and credit service take the time from `clock`.
+    pub async fn with_clock(clock: SharedClock) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let pki = pki();
         let bus = Bus::embedded(&dir.path().join("bus")).await.unwrap();
@@ -52,7 +59,9 @@ impl Harness {
             signing_keys: Some(pki.key_registry_path()),
             ..GatewayConfig::default()
         };
-        let base = Publisher::from_config(&gateway, bus.clone(), Metrics::unregistered()).unwrap();
+        let base = Publisher::from_config(&gateway, bus.clone(), Metrics::unregistered())
+            .unwrap()
+            .with_clock(clock.clone());
         let config = CreditConfig {
             state: dir.path().join("credit"),
             ..CreditConfig::default()
@@ -63,6 +72,7 @@ impl Harness {
             bus,
             base,
             config,
+            clock,
             running: None,
         }
     }
@@ -74,8 +84,9 @@ impl Harness {
     /// Opens the credit service on its state and follows the stream.
     pub async fn start_credit(&mut self) -> Credit {
         assert!(self.running.is_none());
-        let credit =
-            Credit::open(&self.config, hazchem_admission::Policy::default_policy()).unwrap();
+        let credit = Credit::open(&self.config, hazchem_admission::Policy::default_policy())
+            .unwrap()
+            .with_clock(self.clock.clone());
         let publisher = self
             .base
             .clone()

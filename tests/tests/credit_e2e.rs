@@ -255,6 +255,16 @@ async fn scenario(kind: BusKind) {
     let now = Utc::now();
     let (e1, e2, e3) = (uscc(101), uscc(102), uscc(103));
 
+    // A hostile department squats the ids the credit service will use for the conflict warning and the
+    // expiry announcement, before anything is listed or granted: its events are its own, and change nothing the
+    // credit service publishes.
+    for squatted in [conflict_warning_id("e2e-g1"), expiry_event_id("CL-E2E-2")] {
+        let mut waybill = hazchem_tests::fresh("waybill_issued");
+        waybill.id = squatted.clone();
+        let accepted = w.publish(&waybill).await.unwrap();
+        assert!(!accepted.duplicate, "{squatted}: {accepted:?}");
+    }
+
     // E1: penalised and listed 13 months ago by emergency management.
     let listed = now - TimeDelta::days(400);
     w.publish(&fixtures::penalty(
@@ -345,7 +355,9 @@ async fn scenario(kind: BusKind) {
         .into_inner();
     assert!(r.active.is_empty(), "E2's listing expired");
 
-    // Bad decisions: refused precisely, nothing appended.
+    // Bad decisions: refused precisely, nothing appended (once the credit service has announced E2's
+    // expiry, which it does on its own time).
+    w.wait_for_event(&expiry_event_id("CL-E2E-2")).await;
     let before = w.gateway.bus().last_sequence().await;
     let s = w
         .publish(&fixtures::repair(
@@ -418,16 +430,6 @@ async fn scenario(kind: BusKind) {
         (Code::FailedPrecondition, "REPAIR_TOO_EARLY")
     );
     assert_eq!(w.gateway.bus().last_sequence().await, before);
-
-    // A hostile department squats the ids the credit service will use for the conflict warning and the
-    // expiry announcement, before the grant arrives: its events are its own, and change nothing the
-    // credit service publishes.
-    for squatted in [conflict_warning_id("e2e-g1"), expiry_event_id("CL-E2E-2")] {
-        let mut waybill = hazchem_tests::fresh("waybill_issued");
-        waybill.id = squatted.clone();
-        let accepted = w.publish(&waybill).await.unwrap();
-        assert!(!accepted.duplicate, "{squatted}: {accepted:?}");
-    }
 
     // Grants: to the listed E1 (a conflict), to the expired E2 and the unlisted E3 (none).
     let kind_ = v1::LicenceKind::SafetyProduction;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hazchem_kit::{ServerTlsFiles, seconds};
+use hazchem_kit::{ConfigError, ServerTlsFiles, seconds};
 use serde::{Deserialize, Serialize};
 
 use crate::registry::{Authority, ListType, TermRule, default_terms};
@@ -122,35 +122,47 @@ impl Default for CreditConfig {
 
 impl CreditConfig {
     /// Checks what serde cannot; the message names the setting.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         for (list_type, rule) in self.terms.by_type() {
             if rule.term_months == 0 || rule.term_months > 1200 {
-                return Err(format!(
-                    "credit.terms.{list_type}.term_months: between 1 and 1200, got {}",
-                    rule.term_months
+                return Err(ConfigError::new(
+                    format!("credit.terms.{list_type}.term_months"),
+                    format!("between 1 and 1200, got {}", rule.term_months),
                 ));
             }
             if rule.repair_after_months >= rule.term_months {
-                return Err(format!(
-                    "credit.terms.{list_type}.repair_after_months: must be less than term_months ({}), got {}",
-                    rule.term_months, rule.repair_after_months
+                return Err(ConfigError::new(
+                    format!("credit.terms.{list_type}.repair_after_months"),
+                    format!(
+                        "must be less than term_months ({}), got {}",
+                        rule.term_months, rule.repair_after_months
+                    ),
                 ));
             }
         }
         if self.review_timeout < Duration::from_secs(1)
             || self.review_timeout > Duration::from_secs(300)
         {
-            return Err("credit.review_timeout: between 1 and 300 seconds".into());
+            return Err(ConfigError::new(
+                "credit.review_timeout",
+                "between 1 and 300 seconds",
+            ));
         }
         if self.expiry_interval < Duration::from_secs(1) {
-            return Err("credit.expiry_interval: at least 1 second".into());
+            return Err(ConfigError::new(
+                "credit.expiry_interval",
+                "at least 1 second",
+            ));
         }
         if self.conflict_acknowledge_hours == 0 || self.conflict_acknowledge_hours > 24 * 90 {
-            return Err("credit.conflict_acknowledge_hours: between 1 and 2160".into());
+            return Err(ConfigError::new(
+                "credit.conflict_acknowledge_hours",
+                "between 1 and 2160",
+            ));
         }
         for name in &self.reviewers {
             hazchem_pki::Principal::service(name)
-                .map_err(|e| format!("credit.reviewers: {name:?}: {e}"))?;
+                .map_err(|e| ConfigError::new("credit.reviewers", format!("{name:?}: {e}")))?;
         }
         Ok(())
     }
@@ -160,18 +172,18 @@ impl CreditConfig {
         let files = self
             .tls
             .as_ref()
-            .ok_or_else(|| crate::Error::Config("credit.tls is required".into()))?;
+            .ok_or_else(|| crate::Error::Config(ConfigError::new("credit.tls", "required")))?;
         Ok(files.load()?)
     }
 
     /// Also requires what serving needs (TLS).
-    pub fn validate_for_serving(&self) -> Result<(), String> {
+    pub fn validate_for_serving(&self) -> Result<(), ConfigError> {
         self.validate()?;
         if self.tls.is_none() {
-            return Err(
-                "credit.tls: cert, key and client_ca are required (callers authenticate with mTLS)"
-                    .into(),
-            );
+            return Err(ConfigError::new(
+                "credit.tls",
+                "cert, key and client_ca are required (callers authenticate with mTLS)",
+            ));
         }
         Ok(())
     }
@@ -188,13 +200,15 @@ mod tests {
         c.terms.public_exposure.repair_after_months = 12;
         let e = c.validate().unwrap_err();
         assert!(
-            e.starts_with("credit.terms.public_exposure.repair_after_months"),
+            e.to_string()
+                .starts_with("credit.terms.public_exposure.repair_after_months"),
             "{e}"
         );
         let c = CreditConfig::default();
         assert!(
             c.validate_for_serving()
                 .unwrap_err()
+                .to_string()
                 .starts_with("credit.tls")
         );
     }

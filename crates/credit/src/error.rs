@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("configuration: {0}")]
-    Config(String),
+    Config(#[from] hazchem_kit::ConfigError),
     #[error("measure catalogue: {0}")]
     Catalogue(String),
     #[error("policy: {0}")]

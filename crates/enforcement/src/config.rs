@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hazchem_kit::{ServerTlsFiles, seconds};
+use hazchem_kit::{ConfigError, ServerTlsFiles, seconds};
 use serde::{Deserialize, Serialize};
 
 /// Configuration of the enforcement service.
@@ -55,31 +55,40 @@ impl EnforcementConfig {
         let files = self
             .tls
             .as_ref()
-            .ok_or_else(|| crate::Error::Config("enforcement.tls is required".into()))?;
+            .ok_or_else(|| crate::Error::Config(ConfigError::new("enforcement.tls", "required")))?;
         Ok(files.load()?)
     }
 
     /// Checks what serde cannot; the message names the setting.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.tls.is_none() {
-            return Err(
-                "enforcement.tls: cert, key and client_ca are required (departments authenticate with mTLS)"
-                    .into(),
-            );
+            return Err(ConfigError::new(
+                "enforcement.tls",
+                "cert, key and client_ca are required (departments authenticate with mTLS)",
+            ));
         }
         if self.escalation_interval.is_zero() {
-            return Err("enforcement.escalation_interval: at least 1 second".into());
+            return Err(ConfigError::new(
+                "enforcement.escalation_interval",
+                "at least 1 second",
+            ));
         }
         if self.transfer_answer_period.is_zero() {
-            return Err("enforcement.transfer_answer_period: at least 1 second".into());
+            return Err(ConfigError::new(
+                "enforcement.transfer_answer_period",
+                "at least 1 second",
+            ));
         }
         if self.command_timeout.is_zero() {
-            return Err("enforcement.command_timeout: at least 1 second".into());
+            return Err(ConfigError::new(
+                "enforcement.command_timeout",
+                "at least 1 second",
+            ));
         }
         if !(1..=100_000).contains(&self.max_batch) {
-            return Err(format!(
-                "enforcement.max_batch: between 1 and 100000, got {}",
-                self.max_batch
+            return Err(ConfigError::new(
+                "enforcement.max_batch",
+                format!("between 1 and 100000, got {}", self.max_batch),
             ));
         }
         Ok(())

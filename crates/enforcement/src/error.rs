@@ -10,7 +10,7 @@ use crate::task::Refusal;
 pub enum Error {
     /// The configuration is unusable; the message names the setting.
     #[error("configuration: {0}")]
-    Config(String),
+    Config(#[from] hazchem_kit::ConfigError),
 
     /// A registers file is unusable; the message names the file and the entry.
     #[error("registers: {0}")]

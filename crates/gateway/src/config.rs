@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hazchem_kit::ServerTlsFiles;
+use hazchem_kit::{ConfigError, ServerTlsFiles};
 use serde::{Deserialize, Serialize};
 
 /// The gateway's name in the service table (`hazchem_pki::services`): its principal
@@ -45,23 +45,33 @@ impl Default for GatewayConfig {
 
 impl GatewayConfig {
     /// Checks what serde cannot; the message names the setting.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.tls.is_none() {
-            return Err("gateway.tls: cert, key and client_ca are required (departments authenticate with mTLS)".into());
+            return Err(ConfigError::new(
+                "gateway.tls",
+                "cert, key and client_ca are required (departments authenticate with mTLS)",
+            ));
         }
         if self.signing_keys.is_none() {
-            return Err(
-                "gateway.signing_keys: the registry of department signing keys is required".into(),
-            );
+            return Err(ConfigError::new(
+                "gateway.signing_keys",
+                "the registry of department signing keys is required",
+            ));
         }
         if !(1024..=8 * 1024 * 1024).contains(&self.max_event_bytes) {
-            return Err(format!(
-                "gateway.max_event_bytes: must be between 1 KiB and 8 MiB, got {}",
-                self.max_event_bytes
+            return Err(ConfigError::new(
+                "gateway.max_event_bytes",
+                format!(
+                    "must be between 1 KiB and 8 MiB, got {}",
+                    self.max_event_bytes
+                ),
             ));
         }
         if self.max_clock_skew > Duration::from_secs(3600) {
-            return Err("gateway.max_clock_skew: at most one hour".into());
+            return Err(ConfigError::new(
+                "gateway.max_clock_skew",
+                "at most one hour",
+            ));
         }
         Ok(())
     }

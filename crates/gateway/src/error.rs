@@ -4,7 +4,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("configuration: {0}")]
-    Config(String),
+    Config(#[from] hazchem_kit::ConfigError),
     #[error("policy: {0}")]
     Policy(#[from] hazchem_admission::PolicyError),
     #[error("keys and certificates: {0}")]

@@ -9,6 +9,7 @@ use hazchem_pki::{KeyRegistry, Principal};
 use hazchem_proto::v1;
 use prost::Message;
 use tonic::Status;
+use tracing::Instrument as _;
 
 use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
@@ -75,6 +76,7 @@ impl Publisher {
     }
 
     /// Appends one prepared event, first asking its guard if it has one.
+    #[tracing::instrument(name = "append", level = "debug", skip_all, fields(event_id = %prepared.admitted.id))]
     async fn append(
         &self,
         principal: &Principal,
@@ -149,6 +151,7 @@ impl Publisher {
     }
 
     /// Publishes one event: the ack means it is durable in the stream.
+    #[tracing::instrument(name = "publish", skip_all, fields(principal = %principal.uri(), event_id, sequence))]
     pub async fn publish(
         &self,
         principal: &Principal,
@@ -156,13 +159,18 @@ impl Publisher {
     ) -> Result<Accepted, Status> {
         let started = Instant::now();
         let prepared = self.prepare(principal, signed)?;
+        let span = tracing::Span::current();
+        span.record("event_id", prepared.admitted.id.as_str());
         let result = self.append(principal, &prepared).await?;
-        self.finish(principal, prepared, result, started).await
+        let accepted = self.finish(principal, prepared, result, started).await?;
+        span.record("sequence", accepted.sequence);
+        Ok(accepted)
     }
 
     /// Publishes many events; each gets its own result, in order, and the stream keeps the batch's order.
     /// Admitted events are appended together (pipelined), so a batch costs about one round trip to the
     /// stream; a batch that holds a guarded event is appended one event at a time instead.
+    #[tracing::instrument(name = "publish_batch", skip_all, fields(principal = %principal.uri(), events = events.len()))]
     pub async fn publish_batch(
         &self,
         principal: &Principal,
@@ -196,6 +204,7 @@ impl Publisher {
         let mut acks = self
             .bus_as(principal)
             .publish_many(outgoing)
+            .instrument(tracing::debug_span!("append_batch"))
             .await
             .into_iter();
         for p in prepared {
@@ -210,6 +219,7 @@ impl Publisher {
         results
     }
 
+    #[tracing::instrument(name = "admit", level = "debug", skip_all)]
     fn prepare(&self, principal: &Principal, signed: &v1::SignedEvent) -> Result<Prepared, Status> {
         let now = self.clock.now();
         let admitted = self

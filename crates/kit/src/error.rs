@@ -25,3 +25,22 @@ pub enum ServeError {
         source: tonic::transport::Error,
     },
 }
+
+/// A setting of a service's configuration is unusable. Bad configuration exits with this message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: {problem}")]
+pub struct ConfigError {
+    /// The setting, as written in the configuration file (`ledger.max_batch`).
+    pub setting: String,
+    /// What is wrong with it, and what it must be.
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(setting: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigError {
+            setting: setting.into(),
+            problem: problem.into(),
+        }
+    }
+}

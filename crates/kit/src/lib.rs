@@ -29,7 +29,7 @@ pub mod serve;
 pub mod sink;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use error::ServeError;
+pub use error::{ConfigError, ServeError};
 pub use guard::EventGuard;
 pub use metrics::{GrpcMetrics, ProjectionMetrics};
 pub use projection::{FollowError, FollowOptions, OnMismatch, Progress, Projection, follow};

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hazchem_kit::{ServerTlsFiles, seconds};
+use hazchem_kit::{ConfigError, ServerTlsFiles, seconds};
 use serde::{Deserialize, Serialize};
 
 /// How much of the store is checked when the ledger starts.
@@ -70,20 +70,23 @@ impl LedgerConfig {
         let files = self
             .tls
             .as_ref()
-            .ok_or_else(|| crate::Error::Config("ledger.tls is required".into()))?;
+            .ok_or_else(|| crate::Error::Config(ConfigError::new("ledger.tls", "required")))?;
         Ok(files.load()?)
     }
 
     /// Checks what serde cannot; the message names the setting.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.tls.is_none() {
-            return Err("ledger.tls: cert, key and client_ca are required (auditors authenticate with mTLS)".into());
+            return Err(ConfigError::new(
+                "ledger.tls",
+                "cert, key and client_ca are required (auditors authenticate with mTLS)",
+            ));
         }
         if self.signing_key.is_none() {
-            return Err(
-                "ledger.signing_key: the checkpoint signing key (Ed25519 PKCS#8 PEM) is required"
-                    .into(),
-            );
+            return Err(ConfigError::new(
+                "ledger.signing_key",
+                "the checkpoint signing key (Ed25519 PKCS#8 PEM) is required",
+            ));
         }
         if self.origin.is_empty()
             || self
@@ -91,21 +94,27 @@ impl LedgerConfig {
                 .chars()
                 .any(|c| c.is_whitespace() || c == '+' || c.is_control())
         {
-            return Err(format!(
-                "ledger.origin: non-empty, without spaces or '+' (it is also the key name), got {:?}",
-                self.origin
+            return Err(ConfigError::new(
+                "ledger.origin",
+                format!(
+                    "non-empty, without spaces or '+' (it is also the key name), got {:?}",
+                    self.origin
+                ),
             ));
         }
         if self.checkpoint_every == 0 {
-            return Err("ledger.checkpoint_every: at least 1".into());
+            return Err(ConfigError::new("ledger.checkpoint_every", "at least 1"));
         }
         if self.checkpoint_interval < Duration::from_secs(1) {
-            return Err("ledger.checkpoint_interval: at least 1 second".into());
+            return Err(ConfigError::new(
+                "ledger.checkpoint_interval",
+                "at least 1 second",
+            ));
         }
         if !(1..=100_000).contains(&self.max_batch) {
-            return Err(format!(
-                "ledger.max_batch: between 1 and 100000, got {}",
-                self.max_batch
+            return Err(ConfigError::new(
+                "ledger.max_batch",
+                format!("between 1 and 100000, got {}", self.max_batch),
             ));
         }
         Ok(())

@@ -7,7 +7,7 @@
 pub enum Error {
     /// The configuration is unusable; the message names the setting.
     #[error("configuration: {0}")]
-    Config(String),
+    Config(#[from] hazchem_kit::ConfigError),
 
     /// The local store (sled) failed.
     #[error("ledger store: {0}")]
@@ -75,6 +75,14 @@ pub enum Error {
     #[error("policy: {0}")]
     Policy(Box<hazchem_admission::PolicyError>),
 
+    /// A key or a bundle the verifier was given is unusable.
+    #[error("{0}")]
+    Verify(hazchem_verify::Error),
+
+    /// [`crate::Ledger::run`] was called a second time on the same ledger.
+    #[error("the ledger is already running")]
+    AlreadyRunning,
+
     /// Serving gRPC failed.
     #[error("serving: {0}")]
     Serve(#[from] hazchem_kit::ServeError),
@@ -104,7 +112,7 @@ impl From<hazchem_verify::Error> for Error {
             V::Note(error) => Error::Note(error),
             V::Io { path, source } => Error::Io { path, source },
             other @ (V::Key { .. } | V::KeyFile { .. } | V::BundleDirNotEmpty { .. }) => {
-                Error::Config(other.to_string())
+                Error::Verify(other)
             }
         }
     }

@@ -229,7 +229,7 @@ impl Ledger {
     /// disagrees) if they differ. Does not touch the stream: see [`Ledger::run`].
     pub fn open(config: &LedgerConfig, key: SigningKey, policy: Policy) -> Result<Ledger> {
         let signer = NoteSigner::new(&config.origin, key)
-            .map_err(|e| Error::Config(format!("ledger.origin: {e}")))?;
+            .map_err(|e| hazchem_kit::ConfigError::new("ledger.origin", e.to_string()))?;
         let verifier = signer.verifier();
         let store = LedgerStore::open(&config.store)?;
         let state = store.state()?;
@@ -332,7 +332,7 @@ impl Ledger {
             .lock()
             .expect("not poisoned")
             .take()
-            .ok_or_else(|| Error::Config("Ledger::run called twice".into()))?;
+            .ok_or(Error::AlreadyRunning)?;
         for checkpoint in self.inner.store.unpublished_checkpoints()? {
             let _ = self.inner.to_publish.send(checkpoint);
         }

@@ -257,6 +257,8 @@ pub async fn start(
 ) -> Result<Running> {
     let runs = |name: &str| services.iter().any(|s| s.name == name);
     let mut registry = Registry::default();
+    // Every projection's position, lag and apply latency, and every gRPC call, of this process.
+    hazchem_kit::metrics::register(&mut registry);
     let mut tasks = tokio::task::JoinSet::new();
     let mut started = Vec::new();
     // One clock per process: every rule about time (admission, deadlines, term ends, checkpoints) reads it.

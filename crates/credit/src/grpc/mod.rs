@@ -151,11 +151,11 @@ impl RemoteCreditGuard {
     pub fn connect(config: &RemoteGuardConfig) -> Result<Self> {
         let tls = ClientTls::from_files(&config.ca, &config.cert, &config.key)?;
         let endpoint = Endpoint::from_shared(config.endpoint.clone())
-            .map_err(|e| Error::Config(format!("credit.remote.endpoint: {e}")))?;
+            .map_err(|e| hazchem_kit::ConfigError::new("credit.remote.endpoint", e.to_string()))?;
         let host = endpoint.uri().host().unwrap_or("localhost").to_owned();
         let channel = endpoint
             .tls_config(tls.config_for(&host))
-            .map_err(|e| Error::Config(format!("credit.remote: {e}")))?
+            .map_err(|e| hazchem_kit::ConfigError::new("credit.remote", e.to_string()))?
             .connect_timeout(config.timeout)
             .connect_lazy();
         Ok(Self::with_channel(channel, config.timeout))

@@ -289,6 +289,35 @@ fn the_commands_hazchem_dev_prints_publish_and_tail_an_event() {
         metrics.contains("hazchem_gateway_subscriptions"),
         "{metrics}"
     );
+    // Every service, not only the gateway: each projection's position and apply latency, and the
+    // calls each server answered (the audit verify above called the ledger's Replay).
+    for projection in ["ledger", "credit", "enforcement"] {
+        let position = sample(
+            &metrics,
+            "hazchem_projection_position",
+            &[("projection", projection)],
+        );
+        assert!(
+            position.is_some_and(|p| p >= 1.0),
+            "{projection}: {metrics}"
+        );
+        assert!(
+            metrics.contains(&format!(
+                "hazchem_projection_apply_seconds_count{{projection=\"{projection}\"}}"
+            )),
+            "{projection}: {metrics}"
+        );
+    }
+    let replays = sample(
+        &metrics,
+        "hazchem_grpc_calls_total",
+        &[
+            ("server", "audit service"),
+            ("method", "/hazchem.v1.AuditService/Replay"),
+            ("code", "OK"),
+        ],
+    );
+    assert!(replays.is_some_and(|n| n >= 1.0), "{metrics}");
 
     // Ctrl-C (SIGTERM here) stops it cleanly, even with a subscriber still following.
     let status = dev.process.terminate();

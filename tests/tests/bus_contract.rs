@@ -611,6 +611,107 @@ async fn contract_reopen_keeps_everything(kind: Kind) -> Result<()> {
     Ok(())
 }
 
+/// A model test: random publishers, types, ids (with many repeats), single publishes and batches, and
+/// reopens, checked against a model of the contract: one record per (publisher, id), forever; an ack
+/// names the first sequence of its (publisher, id), with `duplicate` exactly when it was seen before;
+/// sequences are gapless; the log holds exactly the first message of each key, in order.
+async fn contract_matches_the_model_under_random_traffic(kind: Kind) -> Result<()> {
+    use std::collections::BTreeMap;
+    let mut env = Env::new(kind);
+    let mut bus = env.bus().await?;
+    // A small xorshift generator: the seed is printed, so a failure can be replayed.
+    let seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ (Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64);
+    eprintln!("model seed {seed:#x}");
+    let mut state = seed | 1;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let publishers = ["miit", "psb", "fire", "credit", "ledger"];
+    let types = ["alarm", "sale", "waybill_issued"];
+    // (publisher, id) -> (first sequence, its payload)
+    let mut model: BTreeMap<(String, String), (u64, String)> = BTreeMap::new();
+    let mut last = 0u64;
+    let mut op = 0;
+    for round in 0..12 {
+        let ops = 20 + next(20);
+        for _ in 0..ops {
+            op += 1;
+            let batch = if next(3) == 0 { 1 + next(8) } else { 1 };
+            let msgs: Vec<Outgoing> = (0..batch)
+                .map(|_| {
+                    let publisher = publishers[next(publishers.len() as u64) as usize];
+                    let id = format!("id-{}", next(25));
+                    let t = types[next(types.len() as u64) as usize];
+                    event(publisher, t, &id, &format!("op {op} {publisher} {id}"))
+                })
+                .collect();
+            let acks: Vec<Ack> = if batch == 1 {
+                vec![bus.publish(msgs[0].clone()).await?]
+            } else {
+                bus.publish_many(msgs.clone())
+                    .await
+                    .into_iter()
+                    .collect::<hazchem_bus::Result<_>>()?
+            };
+            for (msg, ack) in msgs.iter().zip(&acks) {
+                let key = (msg.publisher().to_owned(), msg.id.clone());
+                match model.get(&key) {
+                    Some((first, _)) => ensure!(
+                        *ack == Ack {
+                            sequence: *first,
+                            duplicate: true
+                        },
+                        "seed {seed:#x} op {op}: {key:?} again answered {ack:?}, first at {first}"
+                    ),
+                    None => {
+                        last += 1;
+                        ensure!(
+                            *ack == Ack {
+                                sequence: last,
+                                duplicate: false
+                            },
+                            "seed {seed:#x} op {op}: new {key:?} answered {ack:?}, expected {last}"
+                        );
+                        let payload = String::from_utf8_lossy(&msg.payload).into_owned();
+                        model.insert(key, (last, payload));
+                    }
+                }
+            }
+        }
+        ensure!(
+            bus.last_sequence().await? == last,
+            "seed {seed:#x} round {round}"
+        );
+        if next(3) == 0 {
+            bus = env.reopen(bus).await?;
+            ensure!(
+                bus.last_sequence().await? == last,
+                "seed {seed:#x}: reopened"
+            );
+        }
+    }
+    // The log is exactly the model: the first message of each key, in sequence order.
+    let mut stream = bus.read(Start::Beginning, Filter::all());
+    let stored = take(&mut stream, last as usize).await?;
+    let mut by_sequence: Vec<(&(String, String), &(u64, String))> = model.iter().collect();
+    by_sequence.sort_by_key(|(_, (sequence, _))| *sequence);
+    for (message, (key, (sequence, payload))) in stored.iter().zip(by_sequence) {
+        ensure!(message.sequence == *sequence, "seed {seed:#x}: {message:?}");
+        ensure!(
+            (message.publisher(), message.id()) == (key.0.as_str(), key.1.as_str()),
+            "seed {seed:#x}: {message:?} is not {key:?}"
+        );
+        ensure!(
+            message.payload == payload.as_bytes(),
+            "seed {seed:#x}: {message:?}"
+        );
+    }
+    assert_quiet(&mut stream).await
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod embedded {
@@ -644,6 +745,7 @@ contract!(
     contract_cursors,
     contract_invalid_messages_are_refused,
     contract_reopen_keeps_everything,
+    contract_matches_the_model_under_random_traffic,
 );
 
 // JetStream only.

@@ -696,7 +696,7 @@ async fn contract_matches_the_model_under_random_traffic(kind: Kind) -> Result<(
     // The log is exactly the model: the first message of each key, in sequence order.
     let mut stream = bus.read(Start::Beginning, Filter::all());
     let stored = take(&mut stream, last as usize).await?;
-    let mut by_sequence: Vec<(&(String, String), &(u64, String))> = model.iter().collect();
+    let mut by_sequence: Vec<_> = model.iter().collect();
     by_sequence.sort_by_key(|(_, (sequence, _))| *sequence);
     for (message, (key, (sequence, payload))) in stored.iter().zip(by_sequence) {
         ensure!(message.sequence == *sequence, "seed {seed:#x}: {message:?}");

@@ -191,7 +191,9 @@ fn is_ledger_checkpoint_subject(subject: &str) -> bool {
 }
 
 /// The checkpoint a stored record publishes, if it is a `checkpoint_published` event by the ledger service.
-fn published_checkpoint(record: &[u8]) -> Option<(v1::CheckpointPublished, DateTime<Utc>)> {
+pub(crate) fn published_checkpoint(
+    record: &[u8],
+) -> Option<(v1::CheckpointPublished, DateTime<Utc>)> {
     let record = v1::Record::decode(record).ok()?;
     let by_ledger = matches!(
         record.publisher.as_ref().and_then(|p| p.principal.as_ref()),

@@ -1,6 +1,11 @@
-//! Verification against a running audit service, trusting nothing it says: the checkpoint must carry the
-//! trusted key's signature, and every record the service replays is checked by a [`Verifier`] as the leaf
-//! at its own position in the replay, whatever index the service claims for it.
+//! Verification of the record as others hold it, trusting nothing they say but what the ledger's key
+//! signed:
+//!
+//! - [`verify_log`]: against a running audit service: the checkpoint must carry the trusted key's
+//!   signature, and every record the service replays is checked by a [`Verifier`] as the leaf at its own
+//!   position in the replay, whatever index the service claims for it;
+//! - [`verify_stream`]: the system of record itself (the JetStream stream or the embedded bus), which
+//!   every service derives its state from, against the latest checkpoint the ledger published into it.
 
 use futures::StreamExt;
 use hazchem_proto::v1;
@@ -143,4 +148,108 @@ pub async fn verify_log(
             Ok(Err(failure))
         }
     }
+}
+
+/// What [`verify_stream`] found.
+#[derive(Debug)]
+pub enum StreamVerdict {
+    /// The stream holds no checkpoint of `origin` signed by the key (the ledger has not published one
+    /// yet, or they are all forged): nothing can be checked.
+    NoCheckpoint { messages: u64 },
+    /// The stream's first `size` messages were checked against the latest good checkpoint, `note`.
+    Checked {
+        note: String,
+        result: Result<Verified, VerifyFailure>,
+    },
+}
+
+/// Verifies the system of record itself: finds the latest `checkpoint_published` event of the ledger in
+/// `bus` whose note verifies with `key` for `origin` (a checkpoint in the stream signed by anyone else is
+/// ignored), then checks the stream's messages `1..=size`, byte for byte, as the leaves of that
+/// checkpoint (and that they extend `since`, an earlier checkpoint the auditor saved). Reads the stream
+/// twice, keeping 32 bytes a message.
+pub async fn verify_stream(
+    bus: &hazchem_bus::Bus,
+    key: VerifierKey,
+    origin: &str,
+    since: Option<&str>,
+) -> Result<StreamVerdict, hazchem_bus::Error> {
+    let last = bus.last_sequence().await?;
+    let mut latest: Option<String> = None;
+    let mut latest_size = 0;
+    let mut messages = std::pin::pin!(read_upto(bus, last));
+    while let Some(message) = messages.next().await {
+        let message = message?;
+        if message.publisher() != crate::SERVICE_NAME {
+            continue;
+        }
+        let Some((published, _)) = crate::ledger::published_checkpoint(&message.payload) else {
+            continue;
+        };
+        let Ok(checkpoint) = key.open_checkpoint(&published.signed_note) else {
+            tracing::warn!(
+                sequence = message.sequence,
+                "a checkpoint in the stream does not verify with the key; ignored"
+            );
+            continue;
+        };
+        if checkpoint.origin == origin && checkpoint.size >= latest_size && checkpoint.size <= last
+        {
+            latest_size = checkpoint.size;
+            latest = Some(published.signed_note);
+        }
+    }
+    let Some(note) = latest else {
+        return Ok(StreamVerdict::NoCheckpoint { messages: last });
+    };
+    let mut verifier = match Verifier::new(key, &note) {
+        Ok(v) => v,
+        Err(failure) => {
+            return Ok(StreamVerdict::Checked {
+                note,
+                result: Err(failure),
+            });
+        }
+    };
+    if let Some(since) = since {
+        verifier = match verifier.with_earlier(since) {
+            Ok(v) => v,
+            Err(failure) => {
+                return Ok(StreamVerdict::Checked {
+                    note,
+                    result: Err(failure),
+                });
+            }
+        };
+    }
+    let size = verifier.checkpoint().size;
+    let mut messages = std::pin::pin!(read_upto(bus, size));
+    while let Some(message) = messages.next().await {
+        let message = message?;
+        verifier.push(message.sequence - 1, &message.payload, None);
+    }
+    Ok(StreamVerdict::Checked {
+        result: verifier.finish(),
+        note,
+    })
+}
+
+/// Every message of `bus` with a sequence up to `last`, in order, then the end.
+fn read_upto(
+    bus: &hazchem_bus::Bus,
+    last: u64,
+) -> impl futures::Stream<Item = Result<hazchem_bus::Message, hazchem_bus::Error>> + use<> {
+    let stream = bus.read(hazchem_bus::Start::Beginning, hazchem_bus::Filter::all());
+    futures::stream::unfold((stream, last == 0), move |(mut stream, done)| async move {
+        if done {
+            return None;
+        }
+        match stream.next().await? {
+            Ok(message) => {
+                let done = message.sequence >= last;
+                Some((Ok(message), (stream, done)))
+            }
+            Err(error) => Some((Err(error), (stream, true))),
+        }
+    })
 }

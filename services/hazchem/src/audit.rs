@@ -178,6 +178,18 @@ pub struct VerifyArgs {
     /// Verify against a fresh checkpoint rather than the latest one.
     #[arg(long, conflicts_with = "bundle")]
     pub fresh: bool,
+    /// Check the system of record itself (the stream every service derives its state from) rather than
+    /// the ledger's copy: against the latest checkpoint the ledger published into it. The bus is the one
+    /// `--config` names, or the embedded bus under `--data-dir` (with `hazchem dev` stopped: one process
+    /// at a time opens it).
+    #[arg(long, conflicts_with_all = ["bundle", "fresh"])]
+    pub stream: bool,
+    /// The service configuration whose `[bus]` `--stream` reads.
+    #[arg(long, requires = "stream")]
+    pub config: Option<PathBuf>,
+    /// The log's origin: only its checkpoints are considered by `--stream`.
+    #[arg(long, default_value = hazchem_ledger::DEFAULT_ORIGIN)]
+    pub origin: String,
     /// After a successful verification, save the checkpoint to this file (for the next
     /// --since-checkpoint).
     #[arg(long)]
@@ -336,7 +348,25 @@ async fn verify_command(args: VerifyArgs) -> Result<()> {
         .as_deref()
         .map(read_file)
         .transpose()?;
-    let (result, note) = if let Some(dir) = &args.bundle {
+    let (result, note) = if args.stream {
+        let bus = match &args.config {
+            Some(file) => crate::config::Config::load(Some(file))?.bus,
+            None => crate::config::BusConfig::Embedded {
+                dir: args.ledger.connection.data_dir.join("bus"),
+            },
+        }
+        .open()
+        .await?;
+        println!("checking the stream itself trusting only {key}");
+        match online::verify_stream(&bus, key, &args.origin, since.as_deref()).await? {
+            online::StreamVerdict::NoCheckpoint { messages } => bail!(
+                "the stream's {messages} messages hold no checkpoint of {} signed by the key: nothing to \
+                 check against yet",
+                args.origin
+            ),
+            online::StreamVerdict::Checked { note, result } => (result, note),
+        }
+    } else if let Some(dir) = &args.bundle {
         println!("checking bundle {} trusting only {key}", dir.display());
         let note = std::fs::read_to_string(dir.join(bundle::CHECKPOINT)).unwrap_or_default();
         (bundle::verify_bundle(dir, key, since.as_deref()), note)

@@ -407,6 +407,20 @@ client_ca = {ca:?}
         pki.ledger_public_key_path().as_os_str(),
     ]);
     assert!(ok && out.contains("verified:"), "{out}");
+    // The system of record itself, against the latest checkpoint the ledger published into it.
+    let (ok, out) = hazchem(&[
+        "audit".as_ref(),
+        "verify".as_ref(),
+        "--stream".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--key".as_ref(),
+        pki.ledger_public_key_path().as_os_str(),
+    ]);
+    assert!(
+        ok && out.contains("checking the stream itself") && out.contains("verified:"),
+        "{out}"
+    );
     // One flipped record in the bundle is named.
     let records = bundle.join(hazchem_ledger::bundle::RECORDS);
     let text = std::fs::read_to_string(&records).unwrap();

@@ -1,0 +1,249 @@
+//! `audit verify --stream`: the system of record itself is checked against the latest checkpoint the
+//! ledger published into it, trusting only the ledger's key, on both buses. Tampering with the stream
+//! (a record's byte flipped, two records swapped, a record deleted) is detected naming the leaf; a
+//! checkpoint in the stream signed by another key is not trusted.
+
+use hazchem_bus::{Bus, JetStreamConfig, Outgoing};
+use hazchem_ledger::merkle::{self, MemoryTree};
+use hazchem_ledger::note::{Checkpoint, NoteSigner, VerifierKey};
+use hazchem_ledger::online::{StreamVerdict, verify_stream};
+use hazchem_ledger::store::StoredCheckpoint;
+use hazchem_ledger::verify::ProblemKind;
+use hazchem_pki::SigningKey;
+use hazchem_proto::v1;
+use hazchem_tests::NatsServer;
+use prost::Message as _;
+
+const ORIGIN: &str = hazchem_ledger::DEFAULT_ORIGIN;
+const RECORDS: u64 = 40;
+
+/// A stored record as the gateway makes it.
+fn record(i: u64) -> Vec<u8> {
+    let mut event = hazchem_tests::fresh("waybill_issued");
+    event.id = format!("sv-{i:03}");
+    v1::Record {
+        event: event.encode_to_vec(),
+        signature: None,
+        publisher: Some(v1::Publisher {
+            principal: Some(v1::publisher::Principal::Department(
+                v1::Department::Transport as i32,
+            )),
+        }),
+        accepted_at: Some(hazchem_proto::time::timestamp(
+            chrono::DateTime::from_timestamp(1_790_000_000 + i as i64, 0).unwrap(),
+        )),
+    }
+    .encode_to_vec()
+}
+
+/// The `checkpoint_published` record of a checkpoint over `records`, signed by `signer`.
+fn checkpoint_record(signer: &NoteSigner, records: &[Vec<u8>]) -> (String, Vec<u8>) {
+    let tree = MemoryTree::from_leaf_hashes(records.iter().map(|r| merkle::leaf_hash(r)));
+    let checkpoint = Checkpoint {
+        origin: ORIGIN.into(),
+        size: records.len() as u64,
+        root: tree.root(),
+    };
+    let note = signer.sign_checkpoint(&checkpoint);
+    let stored = StoredCheckpoint {
+        size: checkpoint.size,
+        root: checkpoint.root,
+        note: note.clone(),
+        issued_at: chrono::DateTime::from_timestamp(1_790_001_000, 0).unwrap(),
+        published: false,
+        foreign: checkpoint.size,
+    };
+    let event = hazchem_ledger::checkpoint_event(ORIGIN, &stored);
+    let bytes = v1::Record {
+        event: event.encode_to_vec(),
+        signature: None,
+        publisher: Some(v1::Publisher {
+            principal: Some(v1::publisher::Principal::Service(
+                hazchem_ledger::SERVICE_NAME.into(),
+            )),
+        }),
+        accepted_at: None,
+    }
+    .encode_to_vec();
+    (event.id, bytes)
+}
+
+/// RECORDS records, then the ledger's checkpoint over them, then a few more records.
+async fn fill(bus: &Bus, signer: &NoteSigner) -> Vec<Vec<u8>> {
+    let records: Vec<Vec<u8>> = (0..RECORDS).map(record).collect();
+    for (i, r) in records.iter().enumerate() {
+        bus.publish(
+            Outgoing::event(
+                "transport",
+                "waybill_issued",
+                &format!("sv-{i:03}"),
+                r.clone(),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    let (id, bytes) = checkpoint_record(signer, &records);
+    bus.publish(Outgoing::event("ledger", "checkpoint_published", &id, bytes).unwrap())
+        .await
+        .unwrap();
+    for i in RECORDS..RECORDS + 3 {
+        bus.publish(
+            Outgoing::event(
+                "transport",
+                "waybill_issued",
+                &format!("sv-{i:03}"),
+                record(i),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    records
+}
+
+fn signer() -> NoteSigner {
+    NoteSigner::new(ORIGIN, SigningKey::generate()).unwrap()
+}
+
+async fn verdict(
+    bus: &Bus,
+    key: &VerifierKey,
+) -> Result<hazchem_ledger::verify::Verified, hazchem_ledger::verify::VerifyFailure> {
+    match verify_stream(bus, key.clone(), ORIGIN, None).await.unwrap() {
+        StreamVerdict::Checked { result, .. } => result,
+        StreamVerdict::NoCheckpoint { messages } => {
+            panic!("no checkpoint among {messages} messages")
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_stream_verifies_and_tampering_names_the_leaf() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bus");
+    let s = signer();
+    let key = s.verifier();
+    {
+        let bus = Bus::embedded(&path).await.unwrap();
+        fill(&bus, &s).await;
+        let verified = verdict(&bus, &key)
+            .await
+            .expect("the honest stream verifies");
+        assert_eq!(
+            (verified.records, verified.checkpoint.size),
+            (RECORDS, RECORDS)
+        );
+        // Another key's checkpoint in the stream is not trusted: there is none to check against.
+        let other = signer().verifier();
+        let none = verify_stream(&bus, other, ORIGIN, None).await.unwrap();
+        assert!(
+            matches!(none, StreamVerdict::NoCheckpoint { .. }),
+            "{none:?}"
+        );
+    }
+    // The embedded log: sequence (8 bytes BE) → version, time (8), subject length (2), subject, payload.
+    let edit = |f: &dyn Fn(&sled::Tree)| {
+        let db = hazchem_bus::open_sled(&path).unwrap();
+        let log = db.open_tree("log").unwrap();
+        f(&log);
+        log.flush().unwrap();
+    };
+    // One byte of leaf 17's record flipped.
+    edit(&|log| {
+        let key = 18u64.to_be_bytes();
+        let mut value = log.get(key).unwrap().unwrap().to_vec();
+        let last = value.len() - 1;
+        value[last] ^= 0x01;
+        log.insert(key, value).unwrap();
+    });
+    {
+        let bus = Bus::embedded(&path).await.unwrap();
+        let failure = verdict(&bus, &key)
+            .await
+            .expect_err("a flipped byte must not verify");
+        assert_eq!(failure.first().kind, ProblemKind::RootMismatch, "{failure}");
+    }
+    // Two records swapped: the stream claims them in the wrong place.
+    edit(&|log| {
+        let (a, b) = (5u64.to_be_bytes(), 6u64.to_be_bytes());
+        let (va, vb) = (log.get(a).unwrap().unwrap(), log.get(b).unwrap().unwrap());
+        log.insert(a, vb).unwrap();
+        log.insert(b, va).unwrap();
+    });
+    let bus = Bus::embedded(&path).await.unwrap();
+    let failure = verdict(&bus, &key)
+        .await
+        .expect_err("swapped records must not verify");
+    assert!(!failure.problems.is_empty(), "{failure}");
+    assert_eq!(failure.first().kind, ProblemKind::RootMismatch, "{failure}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jetstream_stream_verifies_and_a_deleted_record_is_named() {
+    hazchem_tests::init_tracing();
+    let server = NatsServer::start();
+    let bus = Bus::jetstream(&JetStreamConfig::new(server.url()))
+        .await
+        .unwrap();
+    let s = signer();
+    let key = s.verifier();
+    fill(&bus, &s).await;
+    let verified = verdict(&bus, &key)
+        .await
+        .expect("the honest stream verifies");
+    assert_eq!(verified.records, RECORDS);
+    // The stream refuses deletes, and the refusal cannot be lifted.
+    let Bus::JetStream(js_bus) = &bus else {
+        unreachable!()
+    };
+    let js = async_nats::jetstream::new(js_bus.client().clone());
+    let mut stream = js.get_stream(hazchem_bus::DEFAULT_STREAM).await.unwrap();
+    assert!(
+        stream.delete_message(13).await.is_err(),
+        "the stream refuses deletes"
+    );
+    let mut config = stream.info().await.unwrap().config.clone();
+    config.deny_delete = false;
+    assert!(
+        js.update_stream(config).await.is_err(),
+        "deny_delete cannot be lifted"
+    );
+    // So an operator with the admin credentials rewrites the whole stream without leaf 12, the genuine
+    // checkpoint included.
+    let bus = fill_again_without(&bus, &js, &server.url(), 12).await;
+    let failure = verdict(&bus, &key)
+        .await
+        .expect_err("a deleted record must not verify");
+    assert_eq!(failure.first().kind, ProblemKind::RootMismatch, "{failure}");
+}
+
+/// Deletes the stream and publishes it again as `fill` did, but without record `skip`; the original
+/// checkpoint record is copied as it was. Returns the bus over the new stream.
+async fn fill_again_without(
+    bus: &Bus,
+    js: &async_nats::jetstream::Context,
+    url: &str,
+    skip: u64,
+) -> Bus {
+    let mut originals = Vec::new();
+    let last = bus.last_sequence().await.unwrap();
+    for sequence in 1..=last {
+        originals.push(bus.get(sequence).await.unwrap().unwrap());
+    }
+    js.delete_stream(hazchem_bus::DEFAULT_STREAM).await.unwrap();
+    let bus = Bus::jetstream(&JetStreamConfig::new(url)).await.unwrap();
+    for (i, message) in originals.into_iter().enumerate() {
+        if i as u64 == skip {
+            continue;
+        }
+        let id = message.id().to_owned();
+        bus.publish(Outgoing::new(message.subject, id, message.payload))
+            .await
+            .unwrap();
+    }
+    assert_eq!(bus.last_sequence().await.unwrap(), last - 1);
+    bus
+}

@@ -8,7 +8,7 @@ use hazchem_pki::SigningKey;
 use hazchem_proto::v1;
 use prost::Message as _;
 
-use crate::grpc::convert::timestamp;
+use hazchem_proto::time::timestamp;
 
 /// A valid USCC made from a number (the same number gives the same code).
 #[must_use]

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use hazchem_domain::{Department, Uscc};
+use hazchem_proto::time::timestamp;
 use hazchem_proto::{department_from_i32, v1};
 
 use crate::draw::{Candidate, DrawRecord, Inspector, Pool};
@@ -42,11 +43,6 @@ impl Violations {
             Err(self.0)
         }
     }
-}
-
-/// A protobuf timestamp from an instant.
-pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    hazchem_proto::time::timestamp(t)
 }
 
 /// An instant from a protobuf timestamp.

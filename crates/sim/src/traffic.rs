@@ -38,6 +38,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use hazchem_domain::Department;
+use hazchem_proto::time::timestamp;
 use hazchem_proto::v1;
 use hazchem_proto::v1::event::Payload;
 use rand::seq::SliceRandom;
@@ -2015,11 +2016,6 @@ fn truth_enterprise(e: &Enterprise) -> TruthEnterprise {
         uscc: e.uscc.as_str().to_owned(),
         name: e.name.clone(),
     }
-}
-
-/// A protobuf timestamp.
-pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    hazchem_proto::time::timestamp(t)
 }
 
 /// 00:00 China Standard Time of the day `t` falls on, as an instant.

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use hazchem_domain::Department;
 use hazchem_enforcement::{draw, wire};
+use hazchem_proto::time::timestamp;
 use hazchem_proto::v1;
 use hazchem_proto::v1::enforcement_service_client::EnforcementServiceClient;
 use tonic::transport::Channel;
@@ -322,10 +323,6 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
     })
 }
 
-fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    hazchem_proto::time::timestamp(t)
-}
-
 fn dept(d: Department) -> i32 {
     v1::Department::from(d) as i32
 }
@@ -399,7 +396,7 @@ pub async fn run(args: EnforcementArgs) -> Result<()> {
                 command_id: a.command.command_id(),
                 task_id: a.command.task.clone(),
                 requirements: a.requirements,
-                deadline: Some(ts(a.deadline)),
+                deadline: Some(timestamp(a.deadline)),
             };
             let mut client = a.command.connection.client().await?;
             let task = client
@@ -439,7 +436,7 @@ pub async fn run(args: EnforcementArgs) -> Result<()> {
                     reason: a.reason,
                     fine_yuan: a.fine,
                     task_id: a.command.task.clone(),
-                    decided_at: Some(ts(a.decided_at.unwrap_or_else(now))),
+                    decided_at: Some(timestamp(a.decided_at.unwrap_or_else(now))),
                 }),
             };
             let mut client = a.command.connection.client().await?;
@@ -454,11 +451,11 @@ pub async fn run(args: EnforcementArgs) -> Result<()> {
         C::Transfer(a) => {
             // By default the decision is the one the findings recorded, else now.
             let decided_at = match a.decided_at {
-                Some(t) => ts(t),
+                Some(t) => timestamp(t),
                 None => get(&a.command.connection, &a.command.task)
                     .await?
                     .crime_suspected_at
-                    .unwrap_or_else(|| ts(now())),
+                    .unwrap_or_else(|| timestamp(now())),
             };
             let request = v1::TransferCaseRequest {
                 command_id: a.command.command_id(),
@@ -543,7 +540,7 @@ async fn open(a: OpenArgs) -> Result<()> {
         reason: Some(v1::TaskReason {
             reason: Some(reason),
         }),
-        deadline: Some(ts(a.deadline)),
+        deadline: Some(timestamp(a.deadline)),
     };
     let mut client = a.command.connection.client().await?;
     let task = client
@@ -595,7 +592,7 @@ async fn findings(a: FindingsArgs) -> Result<()> {
         command_id: a.command.command_id(),
         task_id: a.command.task.clone(),
         targets,
-        crime_suspected_at: a.crime_suspected_at.map(ts),
+        crime_suspected_at: a.crime_suspected_at.map(timestamp),
     };
     let mut client = a.command.connection.client().await?;
     let task = client

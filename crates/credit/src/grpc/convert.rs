@@ -5,6 +5,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use hazchem_bus::{EventSubject, Message};
 use hazchem_domain::{Department, Uscc};
+use hazchem_proto::time::{datetime as from_timestamp, timestamp};
 use hazchem_proto::{department_from_i32, v1};
 
 use crate::catalogue::LicenceKind;
@@ -36,18 +37,6 @@ pub const FACT_TOKENS: [&str; 9] = [
     "licence_renewed",
     "application_decided",
 ];
-
-/// A chrono instant from a protobuf timestamp.
-#[must_use]
-pub fn from_timestamp(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    hazchem_proto::time::datetime(t)
-}
-
-/// A protobuf timestamp from a chrono instant.
-#[must_use]
-pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    hazchem_proto::time::timestamp(t)
-}
 
 fn violation(field: &str, rule: &str, description: impl Into<String>) -> Violation {
     Violation {

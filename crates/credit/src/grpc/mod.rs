@@ -307,7 +307,7 @@ fn instant(
 ) -> Result<DateTime<Utc>, Violation> {
     match t {
         None => Ok(now),
-        Some(t) => convert::from_timestamp(t).ok_or_else(|| Violation {
+        Some(t) => hazchem_proto::time::datetime(t).ok_or_else(|| Violation {
             field: field.to_owned(),
             rule: "timestamp.range".to_owned(),
             reason: "FIELD_VIOLATIONS",
@@ -411,7 +411,7 @@ fn list_query(
     };
     let mut as_of = match request.as_of.as_ref() {
         None => None,
-        Some(t) => match convert::from_timestamp(t) {
+        Some(t) => match hazchem_proto::time::datetime(t) {
             Some(t) => Some(t),
             None => {
                 violations.push(violation(
@@ -592,7 +592,9 @@ mod tests {
         };
         let q = list_query(&request, at + chrono::TimeDelta::days(1)).unwrap();
         assert_eq!((q.as_of, q.after, q.page_size), (at, 42, DEFAULT_PAGE_SIZE));
-        request.as_of = Some(convert::timestamp(at + chrono::TimeDelta::seconds(1)));
+        request.as_of = Some(hazchem_proto::time::timestamp(
+            at + chrono::TimeDelta::seconds(1),
+        ));
         let v = list_query(&request, at + chrono::TimeDelta::days(1)).unwrap_err();
         assert_eq!(v[0].rule, "page_token.as_of_mismatch");
     }
@@ -605,7 +607,7 @@ mod tests {
         assert_eq!(instant(None, "at", now).unwrap(), now);
         let named = now - chrono::TimeDelta::days(3);
         assert_eq!(
-            instant(Some(&convert::timestamp(named)), "at", now).unwrap(),
+            instant(Some(&hazchem_proto::time::timestamp(named)), "at", now).unwrap(),
             named
         );
     }

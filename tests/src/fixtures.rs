@@ -87,9 +87,19 @@ pub fn department_of(event: &v1::Event) -> Option<Department> {
     department_from_i32(event.department).ok()
 }
 
-/// Sets the event's department (and nothing else).
+/// Sets the event's department; a department `source` (`/departments/<code>/<system>`) moves with it into
+/// the new department's namespace (`/departments/<new code>/<system>`), where the gateway requires it to
+/// be. Nothing else changes.
 pub fn set_department(event: &mut v1::Event, department: Option<Department>) {
     event.department = department.map_or(0, |d| v1::Department::from(d) as i32);
+    if let Some(d) = department
+        && let Some(rest) = event.source.strip_prefix("/departments/")
+    {
+        event.source = match rest.split_once('/') {
+            Some((_, system)) => format!("/departments/{}/{system}", d.code()),
+            None => format!("/departments/{}", d.code()),
+        };
+    }
 }
 
 /// The encoded event, with an origin signature by `key` if given. The key id is the department the
@@ -136,9 +146,9 @@ pub fn auditor() -> Principal {
     Principal::Auditor(hazchem_pki::dev::DEV_AUDITOR.to_owned())
 }
 
-/// Who may publish `event` under the default policy: the department it names, or else the first
-/// service (in the order of the service table, [`hazchem_pki::services::SERVICES`]) whose duties cover
-/// its type.
+/// Who may publish `event` under the default policy: the department it names, or else the service its
+/// `source` names (`/services/<name>/...`) if that service's duties cover its type, or else the first
+/// service (in the order of the service table, [`hazchem_pki::services::SERVICES`]) whose duties do.
 ///
 /// # Panics
 /// If no service may publish a department-less event of this type.
@@ -148,9 +158,14 @@ pub fn publisher_for(event: &v1::Event) -> Principal {
     }
     let token = token_of(event);
     let policy = hazchem_admission::Policy::default_policy();
+    let named = event
+        .source
+        .strip_prefix("/services/")
+        .map(|rest| rest.split('/').next().unwrap_or_default());
     hazchem_pki::services::SERVICES
         .iter()
         .map(hazchem_pki::services::Service::principal)
-        .find(|p| policy.may_publish(p, &token))
+        .filter(|p| policy.may_publish(p, &token))
+        .min_by_key(|p| Some(p.name()) != named)
         .unwrap_or_else(|| panic!("no service publishes {token} under the default policy"))
 }

@@ -63,6 +63,8 @@ both_buses!(
     attributes_must_agree_with_the_payload,
     undecodable_and_malformed_bytes_are_refused,
     origin_signatures_are_verified_and_required,
+    a_source_outside_the_publishers_namespace_is_refused,
+    a_retry_may_not_add_remove_or_change_the_signature,
     a_batch_carries_at_most_1000_events,
 );
 
@@ -867,6 +869,204 @@ async fn origin_signatures_are_verified_and_required(kind: BusKind) {
         .unwrap();
     gw.publish_event(&listing).await.unwrap();
     nothing_was_stored(&gw, &[permit.id, listing.id]).await;
+}
+
+async fn a_source_outside_the_publishers_namespace_is_refused(kind: BusKind) {
+    let gw = gateway(kind).await;
+    let emergency = dept("emergency");
+    let key = gw.signing_key(Department::Emergency);
+
+    // Emergency management publishing, properly signed, as if from public security's system.
+    let mut forged = fresh("production_recorded");
+    forged.source = "/departments/psb/forged".into();
+    let status = refuse(&gw, &emergency, signed(&forged, Some(&key))).await;
+    assert_status(
+        &status,
+        Code::InvalidArgument,
+        &[("source", "source.namespace")],
+    );
+    let (reason, meta) = metadata(&status);
+    assert_eq!(reason, "FIELD_VIOLATIONS");
+    assert_eq!(meta["rules"], "source.namespace");
+    assert!(
+        status.message().contains("/departments/emergency")
+            && status.message().contains("/departments/psb/forged"),
+        "{}",
+        status.message()
+    );
+
+    // As a service, and climbing out of its own namespace.
+    for source in ["/services/ledger", "/departments/emergency/../psb"] {
+        let mut event = fresh("production_recorded");
+        event.source = source.into();
+        let status = refuse(&gw, &emergency, signed(&event, Some(&key))).await;
+        assert_status(
+            &status,
+            Code::InvalidArgument,
+            &[("source", "source.namespace")],
+        );
+    }
+
+    // A service posing as another service (the credit service may raise warnings, but not as `warning`).
+    let warning = fresh("warning_raised");
+    assert_eq!(warning.source, "/services/warning");
+    let status = refuse(&gw, &service("credit"), unsigned(&warning)).await;
+    assert_status(
+        &status,
+        Code::InvalidArgument,
+        &[("source", "source.namespace")],
+    );
+    assert!(
+        status.message().contains("service `credit`"),
+        "{}",
+        status.message()
+    );
+
+    // In a batch, the forged event is refused and the others are stored.
+    let own = fresh("production_recorded");
+    let batch = gw
+        .publisher_client(&emergency)
+        .await
+        .publish_batch(v1::PublishBatchRequest {
+            events: vec![signed(&forged, Some(&key)), signed(&own, Some(&key))],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    match &batch.results[0].outcome {
+        Some(v1::publish_result::Outcome::Rejected(rpc)) => assert_status(
+            &hazchem_tests::status_from_rpc(rpc),
+            Code::InvalidArgument,
+            &[("source", "source.namespace")],
+        ),
+        other => panic!("the forged event is refused: {other:?}"),
+    }
+    assert!(matches!(
+        batch.results[1].outcome,
+        Some(v1::publish_result::Outcome::Accepted(_))
+    ));
+    nothing_was_stored(&gw, &[own.id]).await;
+}
+
+/// A second valid Ed25519 signature by `key` over `message`: another nonce than the deterministic one
+/// (`R = rB` for a random `r`, `s = r + H(R ‖ A ‖ M)·a`), which any Ed25519 verifier accepts.
+fn another_signature(key: hazchem_pki::SigningKey, message: &[u8]) -> Vec<u8> {
+    use curve25519_dalek::{EdwardsPoint, Scalar};
+    use rand::RngCore as _;
+    use sha2::{Digest as _, Sha512};
+    let key = ed25519_dalek::SigningKey::from(key);
+    let a = key.to_scalar();
+    let public = key.verifying_key().to_bytes();
+    let mut wide = [0u8; 64];
+    rand::rngs::OsRng.fill_bytes(&mut wide);
+    let r = Scalar::from_bytes_mod_order_wide(&wide);
+    let big_r = EdwardsPoint::mul_base(&r).compress().to_bytes();
+    let k = Scalar::from_bytes_mod_order_wide(
+        &Sha512::new()
+            .chain_update(big_r)
+            .chain_update(public)
+            .chain_update(message)
+            .finalize()
+            .into(),
+    );
+    let s = r + k * a;
+    let mut signature = big_r.to_vec();
+    signature.extend_from_slice(s.as_bytes());
+    signature
+}
+
+async fn a_retry_may_not_add_remove_or_change_the_signature(kind: BusKind) {
+    let gw = gateway(kind).await;
+    let transport = dept("transport");
+    let key = gw.signing_key(Department::Transport);
+
+    // Stored unsigned; the retry of the same bytes adds a signature (finding 6).
+    let waybill = fresh("waybill_issued");
+    let first = gw.publish_as(&transport, unsigned(&waybill)).await.unwrap();
+    let status = refuse(&gw, &transport, signed(&waybill, Some(&key))).await;
+    assert_status(
+        &status,
+        Code::AlreadyExists,
+        &[("signature", "signature.differs")],
+    );
+    let (reason, meta) = metadata(&status);
+    assert_eq!(reason, "EVENT_SIGNATURE_DIFFERS");
+    assert_eq!(meta["event_id"], waybill.id);
+    assert_eq!(meta["sequence"], first.sequence.to_string());
+    assert_eq!(meta["change"], "added");
+    // The same bytes as stored are still a retry.
+    let retry = gw.publish_as(&transport, unsigned(&waybill)).await.unwrap();
+    assert_eq!((retry.sequence, retry.duplicate), (first.sequence, true));
+
+    // Stored signed; the retry drops the signature, or carries another valid one by the same key.
+    let trip = fresh("trip_started");
+    let signed_trip = signed(&trip, Some(&key));
+    let stored = gw
+        .publish_as(&transport, signed_trip.clone())
+        .await
+        .unwrap();
+    let status = refuse(&gw, &transport, unsigned(&trip)).await;
+    assert_status(
+        &status,
+        Code::AlreadyExists,
+        &[("signature", "signature.differs")],
+    );
+    assert_eq!(metadata(&status).1["change"], "removed");
+    let mut resigned = signed_trip.clone();
+    resigned.signature.as_mut().unwrap().signature =
+        another_signature(gw.signing_key(Department::Transport), &signed_trip.event);
+    assert_ne!(resigned.signature, signed_trip.signature);
+    // (It verifies: admission would refuse it as `signature.invalid` otherwise.)
+    let status = refuse(&gw, &transport, resigned.clone()).await;
+    assert_status(
+        &status,
+        Code::AlreadyExists,
+        &[("signature", "signature.differs")],
+    );
+    assert_eq!(metadata(&status).1["change"], "changed");
+    // In a batch too.
+    let batch = gw
+        .publisher_client(&transport)
+        .await
+        .publish_batch(v1::PublishBatchRequest {
+            events: vec![resigned, signed_trip.clone()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    match &batch.results[0].outcome {
+        Some(v1::publish_result::Outcome::Rejected(rpc)) => assert_status(
+            &hazchem_tests::status_from_rpc(rpc),
+            Code::AlreadyExists,
+            &[("signature", "signature.differs")],
+        ),
+        other => panic!("the re-signed retry is refused: {other:?}"),
+    }
+    match &batch.results[1].outcome {
+        Some(v1::publish_result::Outcome::Accepted(a)) => {
+            assert_eq!((a.sequence, a.duplicate), (stored.sequence, true));
+        }
+        other => panic!("the same signature is a retry: {other:?}"),
+    }
+    // The same signature again: a duplicate.
+    let retry = gw
+        .publish_as(&transport, signed_trip.clone())
+        .await
+        .unwrap();
+    assert_eq!((retry.sequence, retry.duplicate), (stored.sequence, true));
+
+    // The stored records are unchanged: the waybill unsigned, the trip with its first signature.
+    let records = gw.bus().records().await;
+    let record = |id: &str| {
+        records
+            .iter()
+            .find(|r| r.event.id == id)
+            .map(|r| r.record.clone())
+            .unwrap()
+    };
+    assert_eq!(record(&waybill.id).signature, None);
+    assert_eq!(record(&trip.id).signature, signed_trip.signature);
+    nothing_was_stored(&gw, &[waybill.id, trip.id]).await;
 }
 
 async fn a_batch_carries_at_most_1000_events(kind: BusKind) {

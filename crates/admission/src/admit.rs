@@ -13,9 +13,10 @@
 //!    `[licence_issuers]`. The event type is the payload's field name, which is unambiguous once step 1
 //!    passed, so authorisation does not depend on the redundant `type` attribute.
 //! 3. **Every rule** ([`Rejection::Invalid`], all violations together): the CloudEvents attributes agree
-//!    with the payload (`spec_version`, `type`, `data_schema`, `data_content_type`), the audience names
-//!    departments, every field rule of the contract holds, and the origin signature verifies (or is
-//!    present where the policy requires one).
+//!    with the payload (`spec_version`, `type`, `data_schema`, `data_content_type`), `source` lies in the
+//!    publisher's own namespace ([`source_namespace`]: `/departments/<code>` or `/services/<name>`, or a
+//!    path below it; rule `source.namespace`), the audience names departments, every field rule of the
+//!    contract holds, and the origin signature verifies (or is present where the policy requires one).
 //!
 //! Authorisation comes before validation deliberately: a principal that may not publish an event type
 //! learns that first and only (not the details of an event it could never publish), and the gateway does
@@ -148,6 +149,18 @@ pub enum Rejection {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The event bytes are already stored under this id, but the stored record's origin signature is not
+    /// the one this retry carries (added, removed or changed; found after admission, by the gateway). A
+    /// stored record never changes, so the retry is refused rather than answered as a duplicate.
+    #[error("{}", signature_differs_message(.id, *.sequence, *.change))]
+    SignatureDiffers {
+        /// The event id.
+        id: String,
+        /// Where the original is stored.
+        sequence: u64,
+        /// How the retry's signature differs from the stored one.
+        change: SignatureChange,
+    },
     /// The event id is already stored, with different content (found after admission, by the gateway).
     #[error(
         "event id `{id}` is already stored at sequence {sequence} with different content; \
@@ -162,14 +175,15 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    /// The `ErrorInfo.reason` of the status: `FIELD_VIOLATIONS`, a [`DenialReason`], `EVENT_TOO_LARGE`
-    /// or `EVENT_ID_REUSED` (also a good metrics label).
+    /// The `ErrorInfo.reason` of the status: `FIELD_VIOLATIONS`, a [`DenialReason`], `EVENT_TOO_LARGE`,
+    /// `EVENT_SIGNATURE_DIFFERS` or `EVENT_ID_REUSED` (also a good metrics label).
     #[must_use]
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Invalid(_) => "FIELD_VIOLATIONS",
             Self::PermissionDenied(denial) => denial.reason.as_str(),
             Self::TooLarge { .. } => "EVENT_TOO_LARGE",
+            Self::SignatureDiffers { .. } => "EVENT_SIGNATURE_DIFFERS",
             Self::IdReused { .. } => "EVENT_ID_REUSED",
         }
     }
@@ -186,6 +200,69 @@ impl Rejection {
     fn invalid(field: &str, rule: &str, description: impl Into<String>) -> Self {
         Self::Invalid(vec![FieldViolation::new(field, rule, description)])
     }
+}
+
+/// How a retry's origin signature differs from the one stored with the same event bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SignatureChange {
+    /// The stored record is unsigned; the retry carries a signature.
+    Added,
+    /// The stored record is signed; the retry carries none.
+    Removed,
+    /// Both are signed, with different key ids or signature bytes.
+    Changed,
+}
+
+impl SignatureChange {
+    /// How `offered` differs from `stored`, or `None` if they are the same. A present but entirely empty
+    /// signature counts as absent, as in admission. Ed25519 signatures are deterministic, so the same key
+    /// signing the same bytes again gives the same signature: a retry by the same signer is never refused.
+    #[must_use]
+    pub fn between(
+        stored: Option<&v1::OriginSignature>,
+        offered: Option<&v1::OriginSignature>,
+    ) -> Option<Self> {
+        fn present(s: Option<&v1::OriginSignature>) -> Option<&v1::OriginSignature> {
+            s.filter(|s| !(s.key_id.is_empty() && s.signature.is_empty()))
+        }
+        match (present(stored), present(offered)) {
+            (None, None) => None,
+            (None, Some(_)) => Some(Self::Added),
+            (Some(_), None) => Some(Self::Removed),
+            (Some(a), Some(b)) => {
+                (a.key_id != b.key_id || a.signature != b.signature).then_some(Self::Changed)
+            }
+        }
+    }
+
+    /// `added`, `removed` or `changed`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "added",
+            Self::Removed => "removed",
+            Self::Changed => "changed",
+        }
+    }
+}
+
+fn signature_differs_message(id: &str, sequence: u64, change: SignatureChange) -> String {
+    let what = match change {
+        SignatureChange::Added => {
+            "unsigned, and this retry adds an origin signature; a stored record never changes, so the \
+             signature cannot be added to it: publish the signed event under a new id"
+        }
+        SignatureChange::Removed => {
+            "with an origin signature, and this retry carries none: retry with the stored signature"
+        }
+        SignatureChange::Changed => {
+            "with another origin signature than this retry's; a stored record never changes: retry with \
+             the stored signature, or publish under a new id"
+        }
+    };
+    format!(
+        "event id `{id}` is already stored at sequence {sequence} with the same bytes but {what}"
+    )
 }
 
 /// How many violations the message text of [`Rejection::Invalid`] names (the details carry more).
@@ -345,6 +422,7 @@ impl Admission {
 
         // 3. Every rule: attributes, audience, field rules, origin signature.
         let mut violations = envelope(&event, &token, &schema);
+        violations.extend(source_violation(principal, &event.source));
         let report = validate::validate(&dynamic, now, self.limits.max_clock_skew);
         violations.extend(report.violations);
         let signature = self.signature(principal, signed, &token);
@@ -727,6 +805,56 @@ fn skip(buf: &mut &[u8], wire_type: u64, number: u32, depth: u32) -> bool {
     }
 }
 
+/// The CloudEvents `source` namespace of a principal's events: `/departments/<code>` for a department,
+/// `/services/<name>` for one of the bus's services (`None` for an auditor, who publishes nothing). An
+/// event's `source` is the namespace itself or a path below it (`/departments/emergency/hazard-platform`):
+/// one or more `/`-separated segments of `A-Z a-z 0-9 - . _ ~`, none empty, `.` or `..`.
+#[must_use]
+pub fn source_namespace(principal: &Principal) -> Option<String> {
+    match principal {
+        Principal::Department(d) => Some(format!("/departments/{}", d.code())),
+        Principal::Service(name) => Some(format!("/services/{name}")),
+        Principal::Auditor(_) => None,
+    }
+}
+
+/// Whether `source` lies in `namespace` (see [`source_namespace`]).
+fn in_namespace(source: &str, namespace: &str) -> bool {
+    let segment = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    };
+    match source.strip_prefix(namespace) {
+        Some("") => true,
+        Some(rest) => rest
+            .strip_prefix('/')
+            .is_some_and(|path| path.split('/').all(segment)),
+        None => false,
+    }
+}
+
+/// `source` outside the publisher's namespace (an empty one is reported by its `required` rule).
+fn source_violation(principal: &Principal, source: &str) -> Option<FieldViolation> {
+    let namespace = source_namespace(principal)?;
+    if source.is_empty() || in_namespace(source, &namespace) {
+        return None;
+    }
+    Some(FieldViolation::new(
+        "source",
+        "source.namespace",
+        printable(&format!(
+            "source must be \"{namespace}\" or a path below it (segments of A-Z a-z 0-9 - . _ ~): {} `{}` \
+             publishes only from its own namespace, found \"{}\"",
+            principal.kind(),
+            principal.name(),
+            source.chars().take(140).collect::<String>()
+        )),
+    ))
+}
+
 /// The CloudEvents attributes against the payload, and the audience.
 fn envelope(event: &v1::Event, token: &str, schema: &str) -> Vec<FieldViolation> {
     let mut out = Vec::new();
@@ -800,6 +928,56 @@ mod tests {
         // field 1 group start, inner field 2 varint 5, field 1 group end, then field 100 = {}.
         let bytes = [key(1, 3), key(2, 0), 5, key(1, 4), 0xa2, 0x06, 0];
         assert_eq!(payload_numbers(&bytes), BTreeSet::from([100]));
+    }
+
+    #[test]
+    fn a_source_lies_in_its_publishers_namespace() {
+        let ns = "/departments/emergency";
+        for ok in [
+            "/departments/emergency",
+            "/departments/emergency/hazard-platform",
+            "/departments/emergency/credit/v1.2_x~y",
+        ] {
+            assert!(in_namespace(ok, ns), "{ok}");
+        }
+        for bad in [
+            "/departments/psb/forged",
+            "/departments/emergencyx",
+            "/departments/emergency/",
+            "/departments/emergency//x",
+            "/departments/emergency/../psb",
+            "/departments/emergency/./x",
+            "/departments/emergency/%2e%2e/psb",
+            "/departments/emergency/x?y",
+            "/departments/emergency/x#y",
+            "/departments/emergency/平台",
+            "https://example.org/departments/emergency",
+            "departments/emergency",
+            "/Departments/emergency",
+        ] {
+            assert!(!in_namespace(bad, ns), "{bad}");
+        }
+        let service = Principal::Service("ledger".into());
+        assert_eq!(
+            source_namespace(&service).as_deref(),
+            Some("/services/ledger")
+        );
+        assert!(source_violation(&service, "/services/ledger").is_none());
+        let v = source_violation(&service, "/services/warning").unwrap();
+        assert_eq!(
+            (v.field.as_str(), v.rule.as_str()),
+            ("source", "source.namespace")
+        );
+        assert!(
+            v.description.contains("service `ledger`"),
+            "{}",
+            v.description
+        );
+        assert!(
+            source_violation(&service, "").is_none(),
+            "reported as required"
+        );
+        assert!(source_namespace(&Principal::Auditor("court".into())).is_none());
     }
 
     #[test]

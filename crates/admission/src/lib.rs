@@ -42,12 +42,12 @@ pub mod validate;
 
 pub use admit::{
     Admission, Admitted, DEFAULT_MAX_CLOCK_SKEW, DEFAULT_MAX_EVENT_BYTES, Denial, DenialReason,
-    Limits, Rejection,
+    Limits, Rejection, SignatureChange, source_namespace,
 };
 pub use policy::{
     DEFAULT_POLICY, LICENCE_EVENT_TYPES, NatsPermissions, Policy, PolicyError, PolicyProblem,
     event_type_tokens, is_event_type, licence_kind_name,
 };
 pub use read::{EventFilter, Selected};
-pub use status::{ERROR_DOMAIN, id_reused, to_rpc_status};
+pub use status::{ERROR_DOMAIN, id_reused, signature_differs, to_rpc_status};
 pub use validate::{FieldRules, FieldViolation, IndexKeys, Report, field_rules, index_keys};

@@ -6,6 +6,7 @@
 //! | [`Rejection::TooLarge`] | `INVALID_ARGUMENT` | `BadRequest` on `event`, reason `max_size`, and `ErrorInfo` `EVENT_TOO_LARGE` |
 //! | [`Rejection::PermissionDenied`] | `PERMISSION_DENIED` | `ErrorInfo` `PUBLISH_NOT_PERMITTED`, `LICENCE_ISSUER_NOT_PERMITTED` or `DEPARTMENT_MISMATCH` |
 //! | [`Rejection::IdReused`] | `ALREADY_EXISTS` | `BadRequest` on `id`, reason `id.reused`, and `ErrorInfo` `EVENT_ID_REUSED` |
+//! | [`Rejection::SignatureDiffers`] | `ALREADY_EXISTS` | `BadRequest` on `signature`, reason `signature.differs`, and `ErrorInfo` `EVENT_SIGNATURE_DIFFERS` (metadata `event_id`, `sequence`, `change`: `added`, `removed` or `changed`) |
 //!
 //! Every `ErrorInfo` has the domain [`ERROR_DOMAIN`]. Status details travel in a response trailer, so at
 //! most [`MAX_STATUS_VIOLATIONS`] violations are attached, each description cut to
@@ -18,7 +19,7 @@ use prost::Message as _;
 use tonic::Code;
 use tonic_types::{ErrorDetails, FieldViolation as PbFieldViolation, StatusExt};
 
-use crate::admit::Rejection;
+use crate::admit::{Rejection, SignatureChange};
 
 /// `ErrorInfo.domain` of every rejection.
 pub const ERROR_DOMAIN: &str = "hazchem.v1";
@@ -76,6 +77,34 @@ impl From<Rejection> for tonic::Status {
                 details.set_error_info(reason, ERROR_DOMAIN, metadata);
                 Code::PermissionDenied
             }
+            Rejection::SignatureDiffers {
+                id,
+                sequence,
+                change,
+            } => {
+                let description = match change {
+                    SignatureChange::Added => "the stored record is unsigned; this retry is signed",
+                    SignatureChange::Removed => "the stored record is signed; this retry is not",
+                    SignatureChange::Changed => {
+                        "the stored record carries another origin signature than this retry"
+                    }
+                };
+                details.set_bad_request(vec![field_violation(
+                    "signature",
+                    "signature.differs",
+                    &format!("event `{id}` at sequence {sequence}: {description}"),
+                )]);
+                details.set_error_info(
+                    reason,
+                    ERROR_DOMAIN,
+                    HashMap::from([
+                        ("event_id".to_owned(), id.clone()),
+                        ("sequence".to_owned(), sequence.to_string()),
+                        ("change".to_owned(), change.as_str().to_owned()),
+                    ]),
+                );
+                Code::AlreadyExists
+            }
             Rejection::IdReused { id, sequence } => {
                 details.set_bad_request(vec![field_violation(
                     "id",
@@ -119,6 +148,18 @@ pub fn id_reused(id: &str, sequence: u64) -> tonic::Status {
     Rejection::IdReused {
         id: id.to_owned(),
         sequence,
+    }
+    .into()
+}
+
+/// The status for a retry of stored event bytes whose origin signature differs from the stored one
+/// (`ALREADY_EXISTS`, `EVENT_SIGNATURE_DIFFERS`).
+#[must_use]
+pub fn signature_differs(id: &str, sequence: u64, change: SignatureChange) -> tonic::Status {
+    Rejection::SignatureDiffers {
+        id: id.to_owned(),
+        sequence,
+        change,
     }
     .into()
 }

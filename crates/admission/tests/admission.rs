@@ -118,7 +118,11 @@ fn every_service_event_type_is_admitted_for_its_service() {
     ] {
         for token in tokens {
             let a = admission
-                .admit(&service(name), &unsigned(&make_event(token, None)), now())
+                .admit(
+                    &service(name),
+                    &unsigned(&service_event(token, name)),
+                    now(),
+                )
                 .unwrap_or_else(|r| panic!("{name} publishing {token}: {r}"));
             assert_eq!(a.service.as_deref(), Some(name));
             assert_eq!(a.department, None);
@@ -353,7 +357,10 @@ fn missing_payload_fields_are_each_required() {
 
 #[test]
 fn max_len_counts_characters_and_items() {
-    invalid_only(|e| e.source = "s".repeat(257), &[("source", "max_len")]);
+    // A source in the publisher's namespace, one character too long.
+    let long = format!("/departments/transport/{}", "s".repeat(257 - 23));
+    assert_eq!(long.len(), 257);
+    invalid_only(|e| e.source = long, &[("source", "max_len")]);
     // 100 Chinese characters are 300 bytes but within max_len 100.
     let mut event = waybill();
     waybill_payload(&mut event).driver.as_mut().unwrap().name = "张".repeat(100);
@@ -770,6 +777,86 @@ fn services_publish_without_a_department_and_auditors_not_at_all() {
 }
 
 #[test]
+fn the_source_lies_in_the_publishers_own_namespace() {
+    // Emergency management claiming public security's system (finding 7).
+    let mut forged = make_event("production_recorded", Some(Department::Emergency));
+    forged.source = "/departments/psb/forged".into();
+    let rejection = admit(
+        &dept("emergency"),
+        &signed_by(&forged, Department::Emergency),
+    )
+    .unwrap_err();
+    assert_eq!(
+        violations(&rejection),
+        pairs(&[("source", "source.namespace")])
+    );
+    let message = rejection.to_string();
+    assert!(
+        message.contains("/departments/emergency") && message.contains("/departments/psb/forged"),
+        "{message}"
+    );
+    let status = tonic::Status::from(rejection);
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+
+    // A department posing as a service, a service as another service or a department, a path that
+    // climbs out of the namespace, a prefix that is not a path segment.
+    for (principal, source, event) in [
+        (
+            dept("emergency"),
+            "/services/ledger",
+            make_event("production_recorded", Some(Department::Emergency)),
+        ),
+        (
+            dept("emergency"),
+            "/departments/emergency/../psb",
+            make_event("production_recorded", Some(Department::Emergency)),
+        ),
+        (
+            dept("emergency"),
+            "/departments/emergencyx/system",
+            make_event("production_recorded", Some(Department::Emergency)),
+        ),
+        (
+            service("credit"),
+            "/services/warning",
+            service_event("warning_raised", "credit"),
+        ),
+        (
+            service("warning"),
+            "/departments/emergency/hazard-platform",
+            service_event("warning_raised", "warning"),
+        ),
+    ] {
+        let mut event = event;
+        event.source = source.into();
+        let signed = match principal.department() {
+            Some(d) => signed_by(&event, d),
+            None => unsigned(&event),
+        };
+        let rejection = admit(&principal, &signed).unwrap_err();
+        assert_eq!(
+            violations(&rejection),
+            pairs(&[("source", "source.namespace")]),
+            "{} with source {source}",
+            principal.uri()
+        );
+    }
+
+    // The namespace itself and any path below it are the publisher's own.
+    for source in [
+        "/departments/emergency",
+        "/departments/emergency/a/b-c_d.e~f",
+    ] {
+        let mut own = make_event("production_recorded", Some(Department::Emergency));
+        own.source = source.into();
+        admit(&dept("emergency"), &signed_by(&own, Department::Emergency)).unwrap();
+    }
+    let mut own = service_event("warning_raised", "credit");
+    own.source = "/services/credit/conflicts".into();
+    admit(&service("credit"), &unsigned(&own)).unwrap();
+}
+
+#[test]
 fn authorisation_comes_before_validation() {
     let mut event = make_event("waybill_issued", Some(Department::Psb));
     waybill_payload(&mut event).carrier = None;
@@ -1058,7 +1145,7 @@ fn a_missing_signature_where_the_policy_requires_one() {
 
 #[test]
 fn services_have_no_origin_keys() {
-    let mut signed = unsigned(&make_event("checkpoint_published", None));
+    let mut signed = unsigned(&service_event("checkpoint_published", "ledger"));
     signed.signature = Some(v1::OriginSignature {
         key_id: "ledger".into(),
         signature: vec![0; 64],

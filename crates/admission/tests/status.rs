@@ -3,7 +3,9 @@
 mod common;
 
 use common::*;
-use hazchem_admission::{FieldViolation, Rejection, id_reused, to_rpc_status};
+use hazchem_admission::{
+    FieldViolation, Rejection, SignatureChange, id_reused, signature_differs, to_rpc_status,
+};
 use hazchem_domain::Department;
 use hazchem_proto::v1;
 use prost::{Message as _, Name as _};
@@ -22,7 +24,8 @@ fn rejection_of(change: impl FnOnce(&mut v1::Event)) -> Rejection {
 fn invalid_is_invalid_argument_with_bad_request_and_error_info() {
     let rejection = rejection_of(|e| {
         e.id = "ev 1".into();
-        e.source = "s".repeat(300);
+        // In the publisher's namespace, but too long.
+        e.source = format!("/departments/transport/{}", "s".repeat(300 - 23));
     });
     let status = tonic::Status::from(rejection);
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -190,5 +193,74 @@ fn statuses_become_google_rpc_statuses_for_batch_results() {
     assert_eq!(
         hazchem_proto::google::rpc::Status::full_name(),
         "google.rpc.Status"
+    );
+}
+
+#[test]
+fn a_retry_with_another_signature_already_exists_naming_the_signature() {
+    for (change, word, needle) in [
+        (SignatureChange::Added, "added", "adds an origin signature"),
+        (SignatureChange::Removed, "removed", "carries none"),
+        (
+            SignatureChange::Changed,
+            "changed",
+            "another origin signature",
+        ),
+    ] {
+        let status = signature_differs("ev-1", 42, change);
+        assert_eq!(status.code(), Code::AlreadyExists);
+        assert!(
+            status.message().contains("ev-1") && status.message().contains("sequence 42"),
+            "{}",
+            status.message()
+        );
+        assert!(status.message().contains(needle), "{}", status.message());
+        let details = status.get_error_details();
+        let info = details.error_info().unwrap();
+        assert_eq!(info.reason, "EVENT_SIGNATURE_DIFFERS");
+        assert_eq!(info.domain, "hazchem.v1");
+        assert_eq!(info.metadata["event_id"], "ev-1");
+        assert_eq!(info.metadata["sequence"], "42");
+        assert_eq!(info.metadata["change"], word);
+        let v = &details.bad_request().unwrap().field_violations[0];
+        assert_eq!(
+            (v.field.as_str(), v.reason.as_str()),
+            ("signature", "signature.differs")
+        );
+    }
+}
+
+#[test]
+fn signature_changes_are_told_apart() {
+    let sig = |key_id: &str, byte: u8| v1::OriginSignature {
+        key_id: key_id.into(),
+        signature: vec![byte; 64],
+    };
+    let empty = v1::OriginSignature::default();
+    let a = sig("psb", 1);
+    assert_eq!(SignatureChange::between(None, None), None);
+    assert_eq!(SignatureChange::between(Some(&a), Some(&a.clone())), None);
+    // An empty signature counts as absent, as in admission.
+    assert_eq!(SignatureChange::between(Some(&empty), None), None);
+    assert_eq!(SignatureChange::between(None, Some(&empty)), None);
+    assert_eq!(
+        SignatureChange::between(None, Some(&a)),
+        Some(SignatureChange::Added)
+    );
+    assert_eq!(
+        SignatureChange::between(Some(&empty), Some(&a)),
+        Some(SignatureChange::Added)
+    );
+    assert_eq!(
+        SignatureChange::between(Some(&a), None),
+        Some(SignatureChange::Removed)
+    );
+    assert_eq!(
+        SignatureChange::between(Some(&a), Some(&sig("psb", 2))),
+        Some(SignatureChange::Changed)
+    );
+    assert_eq!(
+        SignatureChange::between(Some(&a), Some(&sig("fire", 1))),
+        Some(SignatureChange::Changed)
     );
 }

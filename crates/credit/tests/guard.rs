@@ -199,6 +199,52 @@ async fn bad_credit_decisions_are_refused_precisely_and_append_nothing() {
     assert!(again.duplicate);
     assert_eq!(again.sequence, first.sequence);
 
+    // The accepted listing's event id on another decision: the guard compares the decision, not only its
+    // id, and refuses it naming the id.
+    let reused = fixtures::listing(
+        "lst-1",
+        Department::Emergency,
+        "CL-9",
+        &e1,
+        v1::ListType::SeriousDishonest,
+        "P-1",
+        fixtures::usual_measures(),
+        listed_at,
+    );
+    let s = h.publish(Department::Emergency, &reused).await.unwrap_err();
+    assert_eq!(s.code(), Code::AlreadyExists, "{s:?}");
+    assert_eq!(reason(&s), "EVENT_ID_REUSED");
+    let bad = s.get_error_details().bad_request().cloned().unwrap();
+    assert_eq!(
+        (
+            bad.field_violations[0].field.as_str(),
+            bad.field_violations[0].reason.as_str()
+        ),
+        ("id", "id.reused")
+    );
+    // Another department's decision under the same id is its own (ids are scoped by publisher), and is
+    // reviewed like any other: without the penalty's authority, transport lists nothing. (The guard's
+    // shortcut on the id alone let this one onto the record.)
+    let s = h
+        .publish(
+            Department::Transport,
+            &fixtures::listing(
+                "lst-1",
+                Department::Transport,
+                "CL-T2",
+                &e1,
+                v1::ListType::JointPunishment,
+                "P-1",
+                fixtures::usual_measures(),
+                listed_at,
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::PermissionDenied, "{s:?}");
+    assert_eq!(reason(&s), "NOT_SANCTIONING_DEPARTMENT");
+    assert_eq!(h.bus.last_sequence().await.unwrap(), before);
+
     // The repair from twelve months on goes through, and the revocation after it.
     h.publish(
         Department::Emergency,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use hazchem_admission::{Admission, Admitted, Limits, Policy};
+use hazchem_admission::{Admission, Admitted, Limits, Policy, SignatureChange};
 use hazchem_bus::{Bus, Outgoing};
 use hazchem_pki::{KeyRegistry, Principal};
 use hazchem_proto::v1;
@@ -278,7 +278,7 @@ impl Publisher {
             ))
         })?;
         if ack.duplicate {
-            self.check_same_content(&admitted, &outgoing, ack.sequence)
+            self.check_same_content(principal, &admitted, &outgoing, ack.sequence)
                 .await?;
         }
         self.metrics
@@ -298,9 +298,12 @@ impl Publisher {
     }
 
     /// A retry must carry the same event: an id reused for different bytes is refused, not silently
-    /// answered with someone else's position.
+    /// answered with someone else's position; and the same bytes with another origin signature than the
+    /// stored one (added, removed or changed) are refused too, since the stored record never changes and a
+    /// duplicate answer would let the publisher believe its signature is on the record.
     async fn check_same_content(
         &self,
+        principal: &Principal,
         admitted: &Admitted,
         outgoing: &Outgoing,
         sequence: u64,
@@ -320,10 +323,28 @@ impl Publisher {
         })?;
         let new = v1::Record::decode(outgoing.payload.as_ref())
             .map_err(|e| Status::internal(format!("record does not decode: {e}")))?;
-        if original.event == new.event {
-            return Ok(());
+        if original.event != new.event {
+            self.metrics.rejected(principal, "EVENT_ID_REUSED");
+            return Err(hazchem_admission::id_reused(&admitted.id, sequence));
         }
-        Err(hazchem_admission::id_reused(&admitted.id, sequence))
+        if let Some(change) =
+            SignatureChange::between(original.signature.as_ref(), new.signature.as_ref())
+        {
+            self.metrics.rejected(principal, "EVENT_SIGNATURE_DIFFERS");
+            tracing::info!(
+                principal = %principal.uri(),
+                event_id = %admitted.id,
+                sequence,
+                change = change.as_str(),
+                "retry refused: its origin signature differs from the stored record's"
+            );
+            return Err(hazchem_admission::signature_differs(
+                &admitted.id,
+                sequence,
+                change,
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -20,9 +20,13 @@
 //! from origin and size and the stored issue time, so a re-publication after a crash is the same event and
 //! deduplicates. The ledger's own checkpoint events do not count as growth, so an idle ledger is quiet.
 //!
-//! Every `checkpoint_published` event of this origin met in the stream is checked against the tree at its
-//! size: rebuilding a lost store from the stream verifies itself, and a mismatch stops the ledger
-//! ([`Error::CheckpointMismatch`]).
+//! Every `checkpoint_published` event of this origin met in the stream is screened first: a checkpoint
+//! only counts if its signed note verifies with the ledger's own key and agrees with the event's fields,
+//! with a 32-byte root and a tree size no larger than its own leaf index. Anything else (another key, a
+//! note that disagrees, a malformed root, an oversized tree size) is logged as an error and ignored: it
+//! stays a leaf, but is never stored as a checkpoint, never served, and does not stop the ledger. A
+//! checkpoint that passes is checked against the tree at its size: rebuilding a lost store from the stream
+//! verifies itself, and a root that differs stops the ledger ([`Error::CheckpointMismatch`]).
 //!
 //! # Start
 //!
@@ -50,7 +54,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{LedgerConfig, StartupCheck};
 use crate::error::{Error, Result};
 use crate::merkle::{self, Frontier, Hash};
-use crate::note::{Checkpoint, NoteSigner, VerifierKey, unverified_checkpoint};
+use crate::note::{Checkpoint, NoteSigner, VerifierKey};
 use crate::store::{Append, LedgerStore, StoreState, StoredCheckpoint};
 
 /// The service name the ledger publishes as.
@@ -379,8 +383,25 @@ impl Ledger {
         // The first message the ledger must not record stops the batch; what came before it is kept.
         let mut stop = None;
         for message in batch {
-            // The kit hands over consecutive sequences from the tree's size + 1.
+            // The kit hands over consecutive sequences from the tree's size + 1; the ledger does not
+            // rely on it: a message delivered again is dropped, and a gap stops the batch.
             let index = frontier.size() + pending.len() as u64;
+            if message.sequence <= index {
+                tracing::warn!(
+                    sequence = message.sequence,
+                    expected = index + 1,
+                    "message delivered again; already a leaf, ignored"
+                );
+                continue;
+            }
+            if message.sequence > index + 1 {
+                stop = Some(Error::StreamMismatch(format!(
+                    "stream gap: expected sequence {}, the stream delivered {}",
+                    index + 1,
+                    message.sequence
+                )));
+                break;
+            }
             let key = (message.publisher().to_owned(), message.id().to_owned());
             let first_index = match ids.get(&key) {
                 Some(i) => Some(*i),
@@ -403,17 +424,38 @@ impl Ledger {
                 && let Some((published, time)) = published_checkpoint(&message.payload)
                 && &published.origin == origin
             {
-                foreign = false;
-                // The tree at the checkpoint's size must be applied (not yet durable is fine) to hash it.
-                if published.tree_size > frontier.size() && !pending.is_empty() {
-                    self.append_pending(frontier, state, &mut pending)?;
-                }
-                match self.check_published(&published, time, index, message.sequence, state.foreign)
-                {
-                    Ok(checkpoint) => met = checkpoint,
-                    Err(error) => {
-                        stop = Some(error);
-                        break;
+                match self.screen_published(&published, index) {
+                    Err(why) => {
+                        // Not a checkpoint this ledger signed: a leaf like any other, never stored as a
+                        // checkpoint, and no reason to stop.
+                        tracing::error!(
+                            tree_size = published.tree_size,
+                            sequence = message.sequence,
+                            reason = %why,
+                            "a checkpoint_published event in the stream is not this ledger's checkpoint; \
+                             ignored (not stored, not served)"
+                        );
+                    }
+                    Ok(root) => {
+                        foreign = false;
+                        // The tree at the checkpoint's size must be applied (not yet durable is fine) to
+                        // hash it.
+                        if published.tree_size > frontier.size() && !pending.is_empty() {
+                            self.append_pending(frontier, state, &mut pending)?;
+                        }
+                        match self.check_published(
+                            &published,
+                            root,
+                            time,
+                            message.sequence,
+                            state.foreign,
+                        ) {
+                            Ok(checkpoint) => met = checkpoint,
+                            Err(error) => {
+                                stop = Some(error);
+                                break;
+                            }
+                        }
                     }
                 }
             }
@@ -462,56 +504,75 @@ impl Ledger {
         Ok(())
     }
 
-    /// Checks a checkpoint of this origin found in the stream at leaf `index` against the tree; returns
-    /// it for storing if the store does not know it as published yet.
+    /// Whether a `checkpoint_published` event of this origin at leaf `index` is a checkpoint this ledger
+    /// signed: its tree size is at most `index` (it follows the leaves it covers), its root is 32 bytes, its
+    /// signed note verifies with the ledger's own key (origin and signature) and says what its fields say.
+    /// Returns its root, or why it is not one (it is then ignored: anyone who may publish as the ledger
+    /// service could have written it, and only the ledger's key makes a checkpoint).
+    fn screen_published(
+        &self,
+        published: &v1::CheckpointPublished,
+        index: u64,
+    ) -> std::result::Result<Hash, String> {
+        let size = published.tree_size;
+        if size > index {
+            return Err(format!(
+                "it claims {size} leaves but was appended as leaf {index}, before the leaves it covers"
+            ));
+        }
+        let root: Hash = published.root_hash.as_slice().try_into().map_err(|_| {
+            format!(
+                "its root hash is {} bytes, not 32",
+                published.root_hash.len()
+            )
+        })?;
+        let noted = self
+            .inner
+            .verifier
+            .open_checkpoint(&published.signed_note)
+            .map_err(|e| {
+                format!(
+                    "its signed note does not verify with the ledger's key {}: {e}",
+                    self.inner.verifier
+                )
+            })?;
+        let fields = Checkpoint {
+            origin: published.origin.clone(),
+            size,
+            root,
+        };
+        if noted != fields {
+            return Err(format!(
+                "its signed note says {noted}, its fields say {fields}"
+            ));
+        }
+        Ok(root)
+    }
+
+    /// Checks a checkpoint this ledger signed (see [`Ledger::screen_published`]), found in the stream at
+    /// `sequence`, against the tree; returns it for storing if the store does not know it as published
+    /// yet. A root that differs from the tree rebuilt from the stream is an error that stops the ledger:
+    /// the ledger's own key signed another history than the stream's.
     fn check_published(
         &self,
         published: &v1::CheckpointPublished,
+        root: Hash,
         time: DateTime<Utc>,
-        index: u64,
         sequence: u64,
         foreign: u64,
     ) -> Result<Option<StoredCheckpoint>> {
         let size = published.tree_size;
-        let mismatch = |what: String| Error::CheckpointMismatch {
-            size,
-            sequence,
-            what,
-        };
-        if size > index {
-            return Err(mismatch(format!(
-                "it claims {size} leaves but was appended as leaf {index}, before the leaves it covers"
-            )));
-        }
-        let root: Hash = published
-            .root_hash
-            .as_slice()
-            .try_into()
-            .map_err(|_| mismatch("its root hash is not 32 bytes".into()))?;
         let ours = merkle::root(&self.inner.store, size)?;
         if ours != root {
-            return Err(mismatch(format!(
-                "it says root {}, the log rebuilt from the stream has {} at that size",
-                hex::encode(root),
-                hex::encode(ours)
-            )));
-        }
-        let noted = unverified_checkpoint(&published.signed_note)
-            .map_err(|e| mismatch(format!("its signed note: {e}")))?;
-        if noted
-            != (Checkpoint {
-                origin: published.origin.clone(),
+            return Err(Error::CheckpointMismatch {
                 size,
-                root,
-            })
-        {
-            return Err(mismatch(format!(
-                "its signed note says {noted}, its fields say otherwise"
-            )));
-        }
-        if let Err(error) = self.inner.verifier.verify(&published.signed_note) {
-            // The root is right; the signature may be by an earlier key (rotation).
-            tracing::warn!(tree_size = size, %error, "a checkpoint in the stream is not signed by the current key");
+                sequence,
+                what: format!(
+                    "it says root {}, the log rebuilt from the stream has {} at that size",
+                    hex::encode(root),
+                    hex::encode(ours)
+                ),
+            });
         }
         let existing = self.inner.store.checkpoint(size)?;
         match existing {
@@ -781,6 +842,107 @@ mod tests {
         Ledger::open(&config, SigningKey::generate(), Policy::default_policy()).unwrap()
     }
 
+    /// A ledger over `dir` with the signing key saved in `key` (PKCS#8 PEM), so that it can be reopened.
+    fn ledger_with_key(dir: &std::path::Path, key: &std::path::Path) -> Result<Ledger> {
+        let config = LedgerConfig {
+            store: dir.to_owned(),
+            ..LedgerConfig::default()
+        };
+        Ledger::open(&config, SigningKey::load(key)?, Policy::default_policy())
+    }
+
+    /// A `checkpoint_published` event by the ledger service with exactly these fields, as stream message
+    /// `sequence`.
+    fn published_message(sequence: u64, published: v1::CheckpointPublished) -> Message {
+        let mut event = hazchem_proto::build_event(
+            checkpoint_event_id(&published.origin, published.tree_size),
+            format!("/services/{SERVICE_NAME}"),
+            None,
+            hazchem_proto::time::timestamp(Utc::now()),
+            v1::event::Payload::CheckpointPublished(published),
+        );
+        event.subject = crate::note::DEFAULT_ORIGIN.to_owned();
+        let record = v1::Record {
+            event: event.encode_to_vec(),
+            signature: None,
+            publisher: Some(v1::Publisher {
+                principal: Some(v1::publisher::Principal::Service(SERVICE_NAME.into())),
+            }),
+            accepted_at: None,
+        };
+        Message {
+            sequence,
+            subject: format!("hazchem.ev.ledger.checkpoint_published.{}", event.id),
+            time: Utc::now(),
+            payload: record.encode_to_vec().into(),
+        }
+    }
+
+    /// The fields of a checkpoint of `ledger`'s origin at `size` with its true root, signed by `signer`.
+    fn signed_fields(ledger: &Ledger, size: u64, signer: &NoteSigner) -> v1::CheckpointPublished {
+        let checkpoint = Checkpoint {
+            origin: ledger.origin().to_owned(),
+            size,
+            root: ledger.root(size).unwrap(),
+        };
+        v1::CheckpointPublished {
+            origin: checkpoint.origin.clone(),
+            tree_size: size,
+            root_hash: checkpoint.root.to_vec(),
+            signed_note: signer.sign_checkpoint(&checkpoint),
+        }
+    }
+
+    /// Five ordinary leaves.
+    async fn five(ledger: &Ledger) {
+        apply(
+            ledger,
+            (1..=5)
+                .map(|i| message(i, &format!("e{i}"), vec![i as u8]))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// `bogus` is ignored: it becomes leaf 5 like any message, no checkpoint is stored or served, and
+    /// the ledger goes on.
+    async fn ignored(ledger: &Ledger, bogus: v1::CheckpointPublished) {
+        let latest = ledger.inner.latest.lock().unwrap().clone();
+        let stored = |n: u64| ledger.inner.store.checkpoint(n).unwrap();
+        let at_size = stored(bogus.tree_size);
+        let stored_before: Vec<u64> = (0..=6).filter(|n| stored(*n).is_some()).collect();
+        apply(ledger, vec![published_message(6, bogus.clone())])
+            .await
+            .expect("the ledger keeps running");
+        assert_eq!(ledger.size(), 6, "the message is a leaf");
+        let stored_after: Vec<u64> = (0..=6).filter(|n| stored(*n).is_some()).collect();
+        assert_eq!(stored_after, stored_before, "no checkpoint stored");
+        assert_eq!(
+            stored(bogus.tree_size),
+            at_size,
+            "what the store holds at its size is unchanged"
+        );
+        assert!(
+            at_size.is_none_or(|c| c.note != bogus.signed_note),
+            "the bogus note is not stored"
+        );
+        assert_eq!(
+            *ledger.inner.latest.lock().unwrap(),
+            latest,
+            "nothing served"
+        );
+        assert_eq!(
+            ledger.inner.store.state().unwrap().foreign,
+            6,
+            "it counts as another's leaf"
+        );
+        apply(ledger, vec![message(7, "after", vec![7])])
+            .await
+            .unwrap();
+        assert_eq!(ledger.size(), 7);
+    }
+
     fn message(sequence: u64, id: &str, payload: Vec<u8>) -> Message {
         Message {
             sequence,
@@ -897,10 +1059,17 @@ mod tests {
             7,
             "the checkpoint is not foreign"
         );
-        // A forged checkpoint (another root) stops the ledger, naming the size.
+        // A checkpoint the ledger's own key signed over another root than the stream's stops the ledger,
+        // naming the size: its key signed another history.
+        let other_history = Checkpoint {
+            origin: ledger.origin().to_owned(),
+            size: 3,
+            root: [9; 32],
+        };
         let forged = StoredCheckpoint {
             size: 3,
             root: [9; 32],
+            note: ledger.inner.signer.sign_checkpoint(&other_history),
             ..issued.clone()
         };
         let error = apply(&ledger, vec![checkpoint_message(9, &ledger, &forged)])
@@ -917,6 +1086,145 @@ mod tests {
             ),
             "{error}"
         );
+        assert!(ledger.inner.store.checkpoint(3).unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_sequence_is_not_a_second_leaf() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = ledger(dir.path());
+        five(&ledger).await;
+        let issued = ledger.checkpoint(true).await.unwrap();
+        apply(&ledger, vec![checkpoint_message(6, &ledger, &issued)])
+            .await
+            .unwrap();
+        // Messages 4 to 6 delivered again, then 7: only 7 is new, and no id counts as seen twice.
+        let again = vec![
+            message(4, "e4", vec![4]),
+            message(5, "e5", vec![5]),
+            checkpoint_message(6, &ledger, &issued),
+            message(7, "e7", vec![7]),
+        ];
+        apply(&ledger, again).await.unwrap();
+        assert_eq!(ledger.size(), 7);
+        assert_eq!(
+            ledger.inner.store.leaf(6).unwrap().unwrap().as_ref(),
+            &[7][..]
+        );
+        assert_eq!(
+            ledger.indexes_of("e5").unwrap(),
+            vec![("transport".to_owned(), 4)]
+        );
+        // A whole batch of old messages changes nothing.
+        apply(&ledger, vec![message(2, "e2", vec![2])])
+            .await
+            .unwrap();
+        assert_eq!(ledger.size(), 7);
+        // A gap stops the batch where it is: 8 is kept, 10 is not.
+        let error = apply(
+            &ledger,
+            vec![message(8, "e8", vec![8]), message(10, "e10", vec![10])],
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&error, Error::StreamMismatch(what) if what.contains("expected sequence 9")),
+            "{error}"
+        );
+        assert_eq!(ledger.size(), 8);
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_with_an_oversized_tree_size_is_ignored() {
+        // Signed by the ledger's own key, but claiming more leaves than precede it, up to u64::MAX.
+        for size in [6, u64::MAX] {
+            let dir = tempfile::tempdir().unwrap();
+            let fresh = ledger(dir.path());
+            five(&fresh).await;
+            let checkpoint = Checkpoint {
+                origin: fresh.origin().to_owned(),
+                size,
+                root: [1; 32],
+            };
+            ignored(
+                &fresh,
+                v1::CheckpointPublished {
+                    origin: checkpoint.origin.clone(),
+                    tree_size: size,
+                    root_hash: checkpoint.root.to_vec(),
+                    signed_note: fresh.inner.signer.sign_checkpoint(&checkpoint),
+                },
+            )
+            .await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_with_a_31_byte_root_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = ledger(dir.path());
+        five(&ledger).await;
+        let mut bogus = signed_fields(&ledger, 3, &ledger.inner.signer);
+        bogus.root_hash.truncate(31);
+        ignored(&ledger, bogus).await;
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_whose_note_disagrees_with_its_fields_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = ledger(dir.path());
+        five(&ledger).await;
+        // The fields say size 3 with its true root; the note, genuinely signed, is the one of size 5.
+        let mut bogus = signed_fields(&ledger, 3, &ledger.inner.signer);
+        bogus.signed_note = signed_fields(&ledger, 5, &ledger.inner.signer).signed_note;
+        ignored(&ledger, bogus).await;
+        // The note of another origin by the ledger's key, with this origin's fields.
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = self::ledger(dir.path());
+        five(&ledger).await;
+        let mut bogus = signed_fields(&ledger, 3, &ledger.inner.signer);
+        let elsewhere = Checkpoint {
+            origin: "other.example/ledger".into(),
+            size: 3,
+            root: ledger.root(3).unwrap(),
+        };
+        let key = SigningKey::generate();
+        let other_origin = NoteSigner::new("other.example/ledger", key).unwrap();
+        bogus.signed_note = other_origin.sign_checkpoint(&elsewhere);
+        ignored(&ledger, bogus).await;
+    }
+
+    #[tokio::test]
+    async fn a_right_root_checkpoint_signed_by_another_key_is_ignored_and_the_ledger_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("ledger.sign.key");
+        SigningKey::generate().save(&key).unwrap();
+        let store = dir.path().join("store");
+        let ledger = ledger_with_key(&store, &key).unwrap();
+        five(&ledger).await;
+        // Someone who may publish as the ledger service, without its key: the right origin and root for
+        // the current size, signed by a key of the same name, before the ledger issued one (finding 8).
+        let impostor = NoteSigner::new(ledger.origin(), SigningKey::generate()).unwrap();
+        ignored(&ledger, signed_fields(&ledger, 5, &impostor)).await;
+        assert!(ledger.inner.store.latest_checkpoint().unwrap().is_none());
+        // The ledger issues its own; a forged one of the same size does not mark it published.
+        let issued = ledger.checkpoint(true).await.unwrap();
+        assert_eq!(issued.size, 7);
+        apply(
+            &ledger,
+            vec![published_message(8, signed_fields(&ledger, 7, &impostor))],
+        )
+        .await
+        .unwrap();
+        let kept = ledger.inner.store.checkpoint(7).unwrap().unwrap();
+        assert_eq!(kept.note, issued.note);
+        assert!(!kept.published);
+        assert_eq!(ledger.checkpoint(false).await.unwrap(), kept);
+        // And the next start accepts the store.
+        drop(ledger);
+        let reopened = ledger_with_key(&store, &key).expect("the ledger starts again");
+        assert_eq!(reopened.size(), 8);
+        assert_eq!(reopened.checkpoint(false).await.unwrap().note, issued.note);
     }
 
     /// A checkpoint is issued at the ledger's clock, and its event carries that time: moving the clock
@@ -954,7 +1262,9 @@ mod tests {
     #[tokio::test]
     async fn a_rebuilt_store_learns_the_checkpoints_of_the_stream() {
         let dir = tempfile::tempdir().unwrap();
-        let first = ledger(dir.path().join("a").as_path());
+        let key = dir.path().join("ledger.sign.key");
+        SigningKey::generate().save(&key).unwrap();
+        let first = ledger_with_key(dir.path().join("a").as_path(), &key).unwrap();
         let messages: Vec<Message> = (1..=10)
             .map(|i| message(i, &format!("e{i}"), vec![i as u8]))
             .collect();
@@ -962,13 +1272,18 @@ mod tests {
         let issued = first.checkpoint(true).await.unwrap();
         let mut stream = messages;
         stream.push(checkpoint_message(11, &first, &issued));
-        // Another store rebuilt from the same stream.
-        let second = ledger(dir.path().join("b").as_path());
-        apply(&second, stream).await.unwrap();
+        // Another store rebuilt from the same stream, by the same ledger (its key).
+        let second = ledger_with_key(dir.path().join("b").as_path(), &key).unwrap();
+        apply(&second, stream.clone()).await.unwrap();
         let latest = second.checkpoint(false).await.unwrap();
         assert_eq!(latest.size, 10);
         assert_eq!(latest.root, issued.root);
         assert_eq!(latest.note, issued.note);
         assert!(latest.published);
+        // A ledger with another key learns nothing from them: they are not its checkpoints.
+        let third = ledger(dir.path().join("c").as_path());
+        apply(&third, stream).await.unwrap();
+        assert_eq!(third.size(), 11);
+        assert!(third.inner.store.latest_checkpoint().unwrap().is_none());
     }
 }

@@ -21,7 +21,6 @@ use ed25519_dalek::pkcs8::{
 };
 use ed25519_dalek::{Signature, Signer as _, VerifyingKey};
 use hazchem_domain::Department;
-use sha2::{Digest as _, Sha256};
 
 use crate::error::{PkiError, SignatureError};
 use crate::fsutil::{self, Access};
@@ -176,12 +175,6 @@ impl PublicKey {
     pub fn to_pem(&self) -> String {
         // Encoding a valid 32-byte key as SPKI cannot fail; fall back to nothing rather than panic.
         self.0.to_public_key_pem(LineEnding::LF).unwrap_or_default()
-    }
-
-    /// A short identifier for logs: the first 8 bytes of SHA-256 of the key, in hex.
-    pub fn fingerprint(&self) -> String {
-        let digest = Sha256::digest(self.0.as_bytes());
-        hex::encode(&digest[..8])
     }
 
     /// Verifies `signature` over `message` with `verify_strict`.
@@ -473,7 +466,6 @@ mod tests {
         let public = key.public_key();
         assert_eq!(PublicKey::parse(&public.to_pem()).unwrap(), public);
         assert_eq!(PublicKey::parse(&public.to_base64()).unwrap(), public);
-        assert_eq!(public.fingerprint().len(), 16);
     }
 
     #[test]

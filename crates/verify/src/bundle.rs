@@ -180,8 +180,7 @@ impl BundleWriter {
         let checkpoint = unverified_checkpoint(checkpoint_note)?;
         self.write(CHECKPOINT, checkpoint_note)?;
         if let Some(key) = key {
-            let text = key.to_vkey().unwrap_or_else(|| key.public_key().to_pem());
-            self.write(KEY, &format!("{}\n", text.trim_end()))?;
+            self.write(KEY, &format!("{}\n", key.to_vkey()))?;
         }
         if let Some((note, proof)) = earlier {
             let first = unverified_checkpoint(note)?;

@@ -13,7 +13,6 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::VerifyingKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePublicKey, EncodePublicKey};
-use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
 
@@ -81,12 +80,6 @@ impl PublicKey {
     pub fn to_pem(&self) -> String {
         // Encoding a valid 32-byte key as SPKI cannot fail; fall back to nothing rather than panic.
         self.0.to_public_key_pem(LineEnding::LF).unwrap_or_default()
-    }
-
-    /// A short identifier for messages: the first 8 bytes of SHA-256 of the key, in hex.
-    pub fn fingerprint(&self) -> String {
-        let digest = Sha256::digest(self.0.as_bytes());
-        hex::encode(&digest[..8])
     }
 
     /// Verifies `signature` over `message` with `verify_strict`.
@@ -162,7 +155,6 @@ mod tests {
         assert!(public.to_pem().starts_with("-----BEGIN PUBLIC KEY-----"));
         assert_eq!(PublicKey::parse(&public.to_pem()).unwrap(), public);
         assert_eq!(PublicKey::parse(&public.to_base64()).unwrap(), public);
-        assert_eq!(public.fingerprint().len(), 16);
     }
 
     #[test]

@@ -13,11 +13,16 @@
 //!   by the 64-byte Ed25519 signature of the text.
 //! - key id = `SHA-256(key name || "\n" || 0x01 || 32-byte public key)[..4]`.
 //! - A verifier key is written `<name>+<key id, 8 hex digits>+<base64(0x01 || public key)>` (the
-//!   golang.org/x/mod/sumdb/note form). [`VerifierKey::parse`] also takes a bare public key (SPKI PEM, as in
-//!   `ledger.pub`, or base64 of its 32 bytes); it then accepts a signature under any key name whose key id
-//!   matches that key.
+//!   golang.org/x/mod/sumdb/note form). The key name is the log's origin: a checkpoint is trusted only if
+//!   its origin line is the key's name and it carries a good signature under that name and key id.
+//!   [`VerifierKey::parse_for_origin`] also takes a bare public key (SPKI PEM, as in `ledger.pub`, or
+//!   base64 of its 32 bytes) with the origin expected of it ([`DEFAULT_ORIGIN`] unless given): a bare key
+//!   never trusts a checkpoint of another origin.
+//! - Keys are named in messages one way only, as in the note signature lines: `<name>+<key id hex>`, the
+//!   4-byte C2SP key id ([`VerifierKey`]'s `Display`).
 //! - Signatures by other keys are ignored; a signature by the trusted key that fails to verify rejects the
-//!   note; a note without a good signature by the trusted key is rejected.
+//!   note; a note without a good signature by the trusted key is rejected; a checkpoint whose origin is
+//!   not the trusted key's is rejected, naming both.
 
 use std::fmt;
 use std::path::Path;
@@ -58,6 +63,19 @@ pub enum NoteError {
         "the signature by {key} does not verify: the checkpoint text or its signature was altered"
     )]
     BadSignature { key: String },
+    /// The checkpoint is of another log than the trusted key's.
+    #[error(
+        "the checkpoint is of origin {found:?}, but the trusted key {key} is for origin {expected:?}: it \
+         is another log's checkpoint"
+    )]
+    WrongOrigin {
+        /// The trusted key's origin (its key name).
+        expected: String,
+        /// The checkpoint's origin line.
+        found: String,
+        /// The trusted key, `<name>+<key id hex>`.
+        key: String,
+    },
     /// A key string is malformed.
     #[error("malformed verifier key: {0}")]
     Key(String),
@@ -221,7 +239,7 @@ impl NoteSigner {
     /// The matching verifier key.
     pub fn verifier(&self) -> VerifierKey {
         VerifierKey {
-            name: Some(self.name.clone()),
+            name: self.name.clone(),
             key: self.public,
         }
     }
@@ -237,11 +255,11 @@ impl fmt::Debug for NoteSigner {
     }
 }
 
-/// The one key an auditor trusts.
+/// The one key an auditor trusts, under its name: the origin of the log whose checkpoints it signs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifierKey {
-    /// The key name, if known (a bare public key has none and matches any name with its key id).
-    name: Option<String>,
+    /// The key name, which is the log's origin.
+    name: String,
     key: PublicKey,
 }
 
@@ -319,35 +337,40 @@ fn split_note(note: &str) -> Result<(&str, Vec<SignatureLine<'_>>), NoteError> {
 }
 
 impl VerifierKey {
-    /// A verifier key under `name`.
+    /// A verifier key under `name` (the log's origin).
     pub fn new(name: &str, key: PublicKey) -> Result<Self, NoteError> {
         check_key_name(name)?;
         Ok(VerifierKey {
-            name: Some(name.to_owned()),
+            name: name.to_owned(),
             key,
         })
     }
 
-    /// A bare public key: any key name whose key id matches.
-    pub fn any_name(key: PublicKey) -> Self {
-        VerifierKey { name: None, key }
+    /// `<name>+<hex id>+<base64(0x01||key)>`, or a bare public key (SPKI PEM or base64 of 32 bytes) for
+    /// [`DEFAULT_ORIGIN`]; see [`VerifierKey::parse_for_origin`].
+    pub fn parse(text: &str) -> Result<Self, NoteError> {
+        Self::parse_for_origin(text, None)
     }
 
     /// `<name>+<hex id>+<base64(0x01||key)>`, or a bare public key (SPKI PEM or base64 of 32 bytes).
-    pub fn parse(text: &str) -> Result<Self, NoteError> {
+    ///
+    /// A bare key carries no name, so it is given one: `origin`, or [`DEFAULT_ORIGIN`] if `None`; only
+    /// checkpoints of that origin, signed under that name, are trusted with it. A `<name>+…` key names its
+    /// own origin; an `origin` that differs from it is refused.
+    pub fn parse_for_origin(text: &str, origin: Option<&str>) -> Result<Self, NoteError> {
         let text = text.trim();
         let parts: Vec<&str> = text.splitn(3, '+').collect();
         let looks_like_vkey = parts.len() == 3
             && parts[1].len() == 8
             && parts[1].bytes().all(|b| b.is_ascii_hexdigit());
         if !looks_like_vkey {
-            return PublicKey::parse(text).map(Self::any_name).map_err(|_| {
-                NoteError::Key(
+            let key = PublicKey::parse(text).map_err(|e| {
+                NoteError::Key(format!(
                     "expected <name>+<8 hex digits>+<base64 key>, an SPKI PEM public key, or base64 of a \
-                     32-byte Ed25519 key"
-                        .into(),
-                )
-            });
+                     32-byte Ed25519 key ({e})"
+                ))
+            })?;
+            return Self::new(origin.unwrap_or(DEFAULT_ORIGIN), key);
         }
         let (name, id_hex, encoded) = (parts[0], parts[1], parts[2]);
         check_key_name(name)?;
@@ -375,16 +398,28 @@ impl VerifierKey {
                 "key id {id_hex} does not match the key and name {name:?}"
             )));
         }
+        if let Some(origin) = origin
+            && origin != name
+        {
+            return Err(NoteError::Key(format!(
+                "the key {name}+{id_hex} is for origin {name:?}, not for the origin {origin:?} asked for"
+            )));
+        }
         Ok(VerifierKey {
-            name: Some(name.to_owned()),
+            name: name.to_owned(),
             key,
         })
     }
 
-    /// Reads a key file (either form).
+    /// Reads a key file (either form), a bare key being for [`DEFAULT_ORIGIN`].
     pub fn load(path: &Path) -> crate::Result<Self> {
+        Self::load_for_origin(path, None)
+    }
+
+    /// Reads a key file (either form); see [`VerifierKey::parse_for_origin`].
+    pub fn load_for_origin(path: &Path, origin: Option<&str>) -> crate::Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;
-        Self::parse(&text).map_err(|source| crate::Error::KeyFile {
+        Self::parse_for_origin(&text, origin).map_err(|source| crate::Error::KeyFile {
             path: path.display().to_string(),
             source,
         })
@@ -395,38 +430,41 @@ impl VerifierKey {
         &self.key
     }
 
-    /// The key name, if the key has one.
-    pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+    /// The key name: the origin of the log whose checkpoints the key signs.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
-    /// The `<name>+<hex id>+<base64>` form, if the key has a name.
-    pub fn to_vkey(&self) -> Option<String> {
-        let name = self.name.as_deref()?;
+    /// The C2SP key id, as in the note signature lines.
+    pub fn key_id(&self) -> [u8; 4] {
+        key_id(&self.name, &self.key)
+    }
+
+    /// The `<name>+<hex id>+<base64>` form.
+    pub fn to_vkey(&self) -> String {
         let mut blob = vec![ED25519_TYPE];
         blob.extend_from_slice(self.key.as_bytes());
-        Some(format!(
-            "{name}+{}+{}",
-            hex::encode(key_id(name, &self.key)),
+        format!(
+            "{}+{}+{}",
+            self.name,
+            hex::encode(self.key_id()),
             BASE64.encode(blob)
-        ))
+        )
     }
 
-    /// Verifies a signed note and returns its text.
+    /// Verifies a signed note and returns its text: it must carry a good signature under this key's name
+    /// and key id. (A checkpoint's origin is checked by [`VerifierKey::open_checkpoint`].)
     pub fn verify<'a>(&self, note: &'a str) -> Result<&'a str, NoteError> {
         let (text, lines) = split_note(note)?;
+        let id = self.key_id();
         let mut verified = false;
         for line in &lines {
-            let ours = match &self.name {
-                Some(name) => line.name == name && line.id == key_id(name, &self.key),
-                None => line.id == key_id(line.name, &self.key),
-            };
-            if !ours {
+            if line.name != self.name || line.id != id {
                 continue;
             }
             if self.key.verify(text.as_bytes(), &line.signature).is_err() {
                 return Err(NoteError::BadSignature {
-                    key: self.describe_for(line.name),
+                    key: self.to_string(),
                 });
             }
             verified = true;
@@ -445,22 +483,26 @@ impl VerifierKey {
         }
     }
 
-    /// Verifies a signed checkpoint and returns what it says.
+    /// Verifies a signed checkpoint and returns what it says: its origin must be this key's name (a
+    /// checkpoint of another log is refused naming both origins, before its signatures are looked at), and
+    /// it must carry a good signature by this key.
     pub fn open_checkpoint(&self, note: &str) -> Result<Checkpoint, NoteError> {
+        let claimed = unverified_checkpoint(note)?;
+        if claimed.origin != self.name {
+            return Err(NoteError::WrongOrigin {
+                expected: self.name.clone(),
+                found: claimed.origin,
+                key: self.to_string(),
+            });
+        }
         Checkpoint::parse_body(self.verify(note)?)
-    }
-
-    fn describe_for(&self, name: &str) -> String {
-        format!("{name}+{}", hex::encode(key_id(name, &self.key)))
     }
 }
 
 impl fmt::Display for VerifierKey {
+    /// `<name>+<key id hex>`: the 4-byte C2SP key id, as the note signature lines carry it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.name {
-            Some(name) => write!(f, "{name}+{}", hex::encode(key_id(name, &self.key))),
-            None => write!(f, "<any name>+{}", self.key.fingerprint()),
-        }
+        write!(f, "{}+{}", self.name, hex::encode(self.key_id()))
     }
 }
 
@@ -504,7 +546,7 @@ mod tests {
         assert!(note.starts_with("hazchem.example/ledger\n1045\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n\n\u{2014} hazchem.example/ledger "));
         assert_eq!(s.verifier().open_checkpoint(&note).unwrap(), checkpoint());
         // The vkey string and a bare key both work.
-        let vkey = s.verifier().to_vkey().unwrap();
+        let vkey = s.verifier().to_vkey();
         assert_eq!(VerifierKey::parse(&vkey).unwrap(), s.verifier());
         let bare = VerifierKey::parse(&s.verifier().public_key().to_pem()).unwrap();
         assert_eq!(bare.open_checkpoint(&note).unwrap(), checkpoint());
@@ -539,8 +581,96 @@ mod tests {
         let err = other.verifier().open_checkpoint(&note).unwrap_err();
         assert!(matches!(err, NoteError::NotSignedByKey { .. }), "{err}");
         // Same name, same key id claimed, other key: the id differs, so it is simply not ours.
-        let bare = VerifierKey::any_name(other.verifier().public_key().to_owned());
+        let bare =
+            VerifierKey::new(DEFAULT_ORIGIN, other.verifier().public_key().to_owned()).unwrap();
         assert!(bare.open_checkpoint(&note).is_err());
+    }
+
+    #[test]
+    fn a_bare_key_trusts_only_its_origin() {
+        let key = generate();
+        let pem = PublicKey::from(&key).to_pem();
+        let ours = NoteSigner::new(DEFAULT_ORIGIN, key.clone()).unwrap();
+        let theirs = NoteSigner::new("other.example/ledger", key.clone()).unwrap();
+        let other_log = Checkpoint {
+            origin: "other.example/ledger".into(),
+            ..checkpoint()
+        };
+        let note = theirs.sign_checkpoint(&other_log);
+
+        // A bare key is for the default origin unless told otherwise...
+        let bare = VerifierKey::parse(&pem).unwrap();
+        assert_eq!(bare.name(), DEFAULT_ORIGIN);
+        bare.open_checkpoint(&ours.sign_checkpoint(&checkpoint()))
+            .unwrap();
+        // ...and refuses a checkpoint of another origin, naming both (finding 5).
+        let err = bare.open_checkpoint(&note).unwrap_err();
+        assert!(
+            matches!(&err, NoteError::WrongOrigin { expected, found, .. }
+                if expected == DEFAULT_ORIGIN && found == "other.example/ledger"),
+            "{err}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains(DEFAULT_ORIGIN) && message.contains("other.example/ledger"),
+            "{message}"
+        );
+        // Given the other origin, it opens that log's checkpoints, and no longer ours.
+        let for_other = VerifierKey::parse_for_origin(&pem, Some("other.example/ledger")).unwrap();
+        assert_eq!(for_other.open_checkpoint(&note).unwrap(), other_log);
+        assert!(matches!(
+            for_other.open_checkpoint(&ours.sign_checkpoint(&checkpoint())),
+            Err(NoteError::WrongOrigin { .. })
+        ));
+
+        // The same key signing our origin's text under another key name is not our signature: a bare key
+        // no longer matches "any name whose key id matches".
+        let renamed = NoteSigner::new("evil.example/x", key).unwrap();
+        let err = bare
+            .open_checkpoint(&renamed.sign_checkpoint(&checkpoint()))
+            .unwrap_err();
+        assert!(matches!(err, NoteError::NotSignedByKey { .. }), "{err}");
+
+        // A named key names its origin; asking it for another is refused.
+        let vkey = ours.verifier().to_vkey();
+        assert_eq!(
+            VerifierKey::parse_for_origin(&vkey, Some(DEFAULT_ORIGIN)).unwrap(),
+            ours.verifier()
+        );
+        let err = VerifierKey::parse_for_origin(&vkey, Some("other.example/ledger")).unwrap_err();
+        assert!(
+            err.to_string().contains(DEFAULT_ORIGIN)
+                && err.to_string().contains("other.example/ledger"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn keys_are_named_by_their_c2sp_key_id_everywhere() {
+        let s = signer();
+        let note = s.sign_checkpoint(&checkpoint());
+        // The key id in the signature line.
+        let blob = BASE64
+            .decode(note.trim_end().rsplit_once(' ').unwrap().1)
+            .unwrap();
+        let id = hex::encode(&blob[..4]);
+        let named = s.verifier();
+        let bare = VerifierKey::parse(&named.public_key().to_pem()).unwrap();
+        for key in [&named, &bare] {
+            assert_eq!(key.to_string(), format!("{DEFAULT_ORIGIN}+{id}"));
+            assert_eq!(hex::encode(key.key_id()), id);
+            assert!(
+                key.to_vkey()
+                    .starts_with(&format!("{DEFAULT_ORIGIN}+{id}+"))
+            );
+        }
+        // And in the refusals.
+        let other = signer().verifier();
+        let err = other.open_checkpoint(&note).unwrap_err().to_string();
+        assert!(
+            err.contains(&other.to_string()) && err.contains(&format!("{DEFAULT_ORIGIN}+{id}")),
+            "{err}"
+        );
     }
 
     #[test]
@@ -555,10 +685,13 @@ mod tests {
             s.verifier().open_checkpoint(&cosigned).unwrap(),
             checkpoint()
         );
-        assert_eq!(
-            other.verifier().open_checkpoint(&cosigned).unwrap(),
-            checkpoint()
-        );
+        // The witness's cosignature verifies under its own key; its key name is not the log's origin, so
+        // it does not open the checkpoint as the log's.
+        assert_eq!(other.verifier().verify(&cosigned).unwrap(), text);
+        assert!(matches!(
+            other.verifier().open_checkpoint(&cosigned),
+            Err(NoteError::WrongOrigin { .. })
+        ));
     }
 
     #[test]

@@ -79,23 +79,39 @@ impl LedgerConnection {
         )
     }
 
-    /// The trusted key: `--key`, or the development PKI's `ledger.pub`.
-    fn key(&self, key: Option<&Path>) -> Result<VerifierKey> {
-        load_key(key, &self.connection.data_dir)
+    /// The trusted key: `--key`, or the development PKI's `ledger.pub`, for `--origin`.
+    fn key(&self, trusted: &TrustedKey) -> Result<VerifierKey> {
+        trusted.load(&self.connection.data_dir)
     }
 }
 
-fn load_key(key: Option<&Path>, data_dir: &Path) -> Result<VerifierKey> {
-    let path = match key {
-        Some(path) => path.to_owned(),
-        None => data_dir.join("pki").join("ledger.pub"),
-    };
-    VerifierKey::load(&path).with_context(|| {
-        format!(
-            "reading the ledger's public key {} (give it with --key)",
-            path.display()
-        )
-    })
+/// The one key an auditor trusts, and the log it is for.
+#[derive(Debug, Clone, Args)]
+pub struct TrustedKey {
+    /// The ledger's public key: `<name>+<id>+<base64>`, SPKI PEM or base64 (default: the development
+    /// PKI's ledger.pub). Nothing else is trusted.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// The ledger's origin, the first line of its checkpoints: a checkpoint of another origin is refused.
+    /// A bare key (SPKI PEM or base64) is trusted for this origin only (default: hazchem.example/ledger);
+    /// a `<name>+<id>+<base64>` key names its own, and --origin must agree with it.
+    #[arg(long, env = "HAZCHEM_LEDGER_ORIGIN")]
+    pub origin: Option<String>,
+}
+
+impl TrustedKey {
+    fn load(&self, data_dir: &Path) -> Result<VerifierKey> {
+        let path = match &self.key {
+            Some(path) => path.clone(),
+            None => data_dir.join("pki").join("ledger.pub"),
+        };
+        VerifierKey::load_for_origin(&path, self.origin.as_deref()).with_context(|| {
+            format!(
+                "reading the ledger's public key {} (give it with --key, and its origin with --origin)",
+                path.display()
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -155,9 +171,8 @@ pub struct CheckpointArgs {
     /// Save the signed note to this file (for `audit verify --since-checkpoint`).
     #[arg(long)]
     pub save: Option<PathBuf>,
-    /// The ledger's public key (default: the development PKI's ledger.pub).
-    #[arg(long)]
-    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub trusted: TrustedKey,
 }
 
 /// `hazchem audit verify`.
@@ -165,10 +180,8 @@ pub struct CheckpointArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub ledger: LedgerConnection,
-    /// The ledger's public key: `<name>+<id>+<base64>`, SPKI PEM or base64 (default: the development
-    /// PKI's ledger.pub). Nothing else is trusted.
-    #[arg(long)]
-    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub trusted: TrustedKey,
     /// An earlier checkpoint you saved: the log must extend it.
     #[arg(long)]
     pub since_checkpoint: Option<PathBuf>,
@@ -211,9 +224,8 @@ pub struct ProveArgs {
     /// newer); linked to the signed checkpoint by a consistency proof.
     #[arg(long)]
     pub tree_size: Option<u64>,
-    /// The ledger's public key (default: the development PKI's ledger.pub).
-    #[arg(long)]
-    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub trusted: TrustedKey,
 }
 
 /// `hazchem audit export`.
@@ -224,10 +236,9 @@ pub struct ExportArgs {
     /// The bundle directory to create (must not exist or be empty).
     #[arg(long)]
     pub out: PathBuf,
-    /// The ledger's public key the export is checked with and written to the bundle (default: the
-    /// development PKI's ledger.pub).
-    #[arg(long)]
-    pub key: Option<PathBuf>,
+    // The key the export is checked with, written to the bundle for reference.
+    #[command(flatten)]
+    pub trusted: TrustedKey,
     /// Include this earlier checkpoint and the consistency proof from it.
     #[arg(long)]
     pub since_checkpoint: Option<PathBuf>,
@@ -322,7 +333,7 @@ async fn replay(args: ReplayArgs) -> Result<()> {
 }
 
 async fn checkpoint(args: CheckpointArgs) -> Result<()> {
-    let key = args.ledger.key(args.key.as_deref())?;
+    let key = args.ledger.key(&args.trusted)?;
     let mut client = args.ledger.client().await?;
     let note = get_checkpoint(&mut client, args.fresh).await?;
     let checkpoint = key
@@ -342,7 +353,7 @@ async fn checkpoint(args: CheckpointArgs) -> Result<()> {
 }
 
 async fn verify_command(args: VerifyArgs) -> Result<()> {
-    let key = args.ledger.key(args.key.as_deref())?;
+    let key = args.ledger.key(&args.trusted)?;
     let since = args
         .since_checkpoint
         .as_deref()
@@ -406,7 +417,7 @@ async fn verify_command(args: VerifyArgs) -> Result<()> {
 }
 
 async fn prove(args: ProveArgs) -> Result<()> {
-    let key = args.ledger.key(args.key.as_deref())?;
+    let key = args.ledger.key(&args.trusted)?;
     let mut client = args.ledger.client().await?;
     let mut note = get_checkpoint(&mut client, false).await?;
     let mut checkpoint = key
@@ -527,7 +538,7 @@ async fn prove(args: ProveArgs) -> Result<()> {
 }
 
 async fn export(args: ExportArgs) -> Result<()> {
-    let key = args.ledger.key(args.key.as_deref())?;
+    let key = args.ledger.key(&args.trusted)?;
     let since = args
         .since_checkpoint
         .as_deref()
@@ -596,8 +607,13 @@ async fn export(args: ExportArgs) -> Result<()> {
         earlier.as_ref().map(|(n, p)| (*n, p.as_slice())),
         created_at,
     )?;
+    let origin = if checkpoint.origin == hazchem_ledger::DEFAULT_ORIGIN {
+        String::new()
+    } else {
+        format!(" --origin {}", checkpoint.origin)
+    };
     println!(
-        "exported {size} records with the checkpoint of size {size} to {}; check it with:\n  hazchem audit verify --bundle {} --key <ledger.pub>",
+        "exported {size} records with the checkpoint of size {size} to {}; check it with:\n  hazchem audit verify --bundle {} --key <ledger.pub>{origin}",
         dir.display(),
         dir.display()
     );

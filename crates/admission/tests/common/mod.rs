@@ -197,6 +197,13 @@ pub fn dynamic_event(token: &str, department: Option<Department>) -> DynamicMess
     event
 }
 
+/// A valid typed event of type `token` by service `name` (its `source` in `/services/<name>`).
+pub fn service_event(token: &str, name: &str) -> v1::Event {
+    let mut event = make_event(token, None);
+    event.source = format!("/services/{name}");
+    event
+}
+
 /// A valid typed event; for licence events, of a kind the department issues in its own name (approval:
 /// on behalf of emergency).
 pub fn make_event(token: &str, department: Option<Department>) -> v1::Event {
@@ -318,9 +325,15 @@ pub fn publisher(policy: &Policy, event: &v1::Event, token: &str) -> Principal {
     if let Ok(d) = department_from_i32(event.department) {
         return Principal::Department(d);
     }
+    // The service the event's source names, if it may publish the type; else the first that may.
+    let named = event
+        .source
+        .strip_prefix("/services/")
+        .map(|rest| rest.split('/').next().unwrap_or_default());
     ["ledger", "credit", "enforcement", "warning"]
         .into_iter()
         .map(|s| Principal::Service(s.to_owned()))
-        .find(|p| policy.may_publish(p, token))
+        .filter(|p| policy.may_publish(p, token))
+        .min_by_key(|p| Some(p.name()) != named)
         .unwrap_or_else(|| panic!("no service publishes {token}"))
 }

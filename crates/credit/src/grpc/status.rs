@@ -8,7 +8,8 @@
 //! | a listing or penalty that is not on the record | `NOT_FOUND` | `ResourceInfo` (`credit_listing` / `penalty_decision`, its name); `ErrorInfo` `LISTING_NOT_FOUND`, `PENALTY_NOT_FOUND` |
 //! | a department without the authority | `PERMISSION_DENIED` | `ErrorInfo` `NOT_SANCTIONING_DEPARTMENT`, `NOT_LISTING_DEPARTMENT` |
 //! | a state that does not allow the decision | `FAILED_PRECONDITION` | `PreconditionFailure` (type, subject `credit_listing/<id>`, description); `ErrorInfo` `REPAIR_TOO_EARLY`, `LISTING_NOT_ACTIVE`, `LISTING_NOT_REPAIRED`, `DECISION_OUT_OF_ORDER`, `LISTING_TERM_ENDED`, `PENALTY_ENTERPRISE_MISMATCH`, `LISTED_BEFORE_PENALTY` |
-//! | a listing id used before | `ALREADY_EXISTS` | `ResourceInfo`; `ErrorInfo` `LISTING_EXISTS` |
+//! | a listing id used before | `ALREADY_EXISTS` | `BadRequest` (`credit_listing_decided.listing_id`, `listing_id.reused`); `ResourceInfo` (`credit_listing`); `ErrorInfo` `LISTING_EXISTS` |
+//! | the department's event id of another decision on the record | `ALREADY_EXISTS` | `BadRequest` (`id`, `id.reused`); `ResourceInfo` (`event`, the id); `ErrorInfo` `EVENT_ID_REUSED` |
 //! | the registry has not caught up with the stream in time | `UNAVAILABLE` | `RetryInfo`; `ErrorInfo` `REGISTRY_CATCHING_UP` |
 
 use std::collections::HashMap;
@@ -66,11 +67,20 @@ pub fn refusal_status(refusal: &Refusal) -> Status {
             Code::FailedPrecondition
         }
         Refusal::Exists {
+            resource_type,
             resource_name,
+            field,
+            rule,
             message,
             ..
         } => {
-            details.set_resource_info("credit_listing", resource_name.clone(), "", message.clone());
+            details.set_bad_request(vec![FieldViolation {
+                field: (*field).to_owned(),
+                description: message.chars().take(300).collect(),
+                reason: (*rule).to_owned(),
+                localized_message: None,
+            }]);
+            details.set_resource_info(*resource_type, resource_name.clone(), "", message.clone());
             Code::AlreadyExists
         }
     };

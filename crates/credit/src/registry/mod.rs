@@ -30,7 +30,7 @@
 //! registry has applied before the grant in stream order, evaluated at the grant's effective time. A
 //! rebuild applies the stream in the same order and reaches the same verdicts.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
@@ -690,10 +690,16 @@ pub enum Refusal {
         subject: String,
         message: String,
     },
-    /// A listing with this id exists already.
+    /// What the decision names exists already: a listing with this id, or a decision with this event id
+    /// and other content.
     Exists {
         reason: &'static str,
+        /// `credit_listing` or `event`.
+        resource_type: &'static str,
         resource_name: String,
+        /// The field that names it, and the rule broken (`id`, `id.reused`).
+        field: &'static str,
+        rule: &'static str,
         message: String,
     },
 }
@@ -800,7 +806,9 @@ pub struct Registry {
     by_enterprise: HashMap<Uscc, Vec<String>>,
     by_sequence: BTreeMap<u64, String>,
     penalties: HashMap<(Department, String), Penalty>,
-    decision_events: HashSet<String>,
+    /// Every decision on the record (applied or refused), by deciding department and event id: event ids
+    /// are scoped by publisher, and a retry is the same decision, not merely the same id.
+    decision_events: HashMap<(Department, String), Decision>,
     /// Listings whose term end is not announced, by end.
     pending_expiry: BTreeSet<(DateTime<Utc>, String)>,
     position: u64,
@@ -817,7 +825,7 @@ impl Registry {
             by_enterprise: HashMap::new(),
             by_sequence: BTreeMap::new(),
             penalties: HashMap::new(),
-            decision_events: HashSet::new(),
+            decision_events: HashMap::new(),
             pending_expiry: BTreeSet::new(),
             position: 0,
         }
@@ -862,14 +870,35 @@ impl Registry {
         self.listings.get(id)
     }
 
-    /// Whether the guard should let `decision` through: it is a retry of a decision on the record (the bus
-    /// answers it with the original position), or it keeps every credit rule ([`Registry::check`]).
+    /// Whether the guard should let `decision` through: it is a retry of a decision on the record, the
+    /// same department's decision with the same event id and the same content (the bus answers it with the
+    /// original position), or it keeps every credit rule ([`Registry::check`]). The same department's event
+    /// id with other content is refused (`ALREADY_EXISTS`, `EVENT_ID_REUSED`); another department's use of
+    /// the id is its own decision, checked like any other.
     ///
     /// # Errors
     /// The [`Refusal`] the publisher gets.
     pub fn review(&self, decision: &Decision) -> Result<(), Refusal> {
-        if self.decision_events.contains(decision.event_id()) {
-            return Ok(());
+        let key = (decision.department(), decision.event_id().to_owned());
+        if let Some(recorded) = self.decision_events.get(&key) {
+            if recorded == decision {
+                return Ok(());
+            }
+            return Err(Refusal::Exists {
+                reason: "EVENT_ID_REUSED",
+                resource_type: "event",
+                resource_name: decision.event_id().to_owned(),
+                field: "id",
+                rule: "id.reused",
+                message: format!(
+                    "event id `{}` of {} is already on the record with other content (a {} of listing {}); \
+                     a different decision needs a new id",
+                    decision.event_id(),
+                    decision.department(),
+                    recorded.token(),
+                    recorded.listing_id()
+                ),
+            });
         }
         self.check(decision)
     }
@@ -945,7 +974,10 @@ impl Registry {
         if let Some(existing) = self.listings.get(&d.listing_id) {
             return Err(Refusal::Exists {
                 reason: "LISTING_EXISTS",
+                resource_type: "credit_listing",
                 resource_name: format!("credit_listing/{}", d.listing_id),
+                field: "credit_listing_decided.listing_id",
+                rule: "listing_id.reused",
                 message: format!(
                     "listing {} exists already (event {}, by {}); a listing id is used once",
                     d.listing_id, existing.event_id, existing.department
@@ -1154,7 +1186,9 @@ impl Registry {
         match fact {
             Fact::Decision(decision) => {
                 let checked = self.check(&decision);
-                self.decision_events.insert(decision.event_id().to_owned());
+                self.decision_events
+                    .entry((decision.department(), decision.event_id().to_owned()))
+                    .or_insert_with(|| decision.clone());
                 if let Err(refusal) = checked {
                     return Outcome::Refused(refusal);
                 }

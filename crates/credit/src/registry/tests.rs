@@ -536,8 +536,108 @@ fn bad_decisions_are_refused_precisely_and_change_nothing() {
     }
     assert_eq!(w.registry.history(&e, at), snapshot);
     assert!(w.registry.history(&other, at).is_empty());
-    // The valid one goes through.
+    // The valid one keeps every rule; but the refused `bad` is on the record under its event id now, so
+    // under that id the guard refuses it as a reused id (it used to wave it through on the id alone).
+    w.registry.check(&Decision::Listing(d.clone())).unwrap();
+    assert_eq!(
+        w.registry
+            .review(&Decision::Listing(d.clone()))
+            .unwrap_err()
+            .reason(),
+        "EVENT_ID_REUSED"
+    );
+    d.event_id = "ev-CL-2-again".into();
     w.registry.review(&Decision::Listing(d)).unwrap();
+}
+
+#[test]
+fn the_guard_passes_a_retry_only_with_the_same_content() {
+    let mut w = World::new();
+    let e = uscc(1);
+    let at = t("2026-03-01T02:00:00Z");
+    let accepted = w.listed("CL-1", &e, at);
+    assert_eq!(accepted.event_id, "ev-CL-1");
+    let snapshot = w.registry.history(&e, at);
+
+    // The accepted decision again: a retry, let through (the bus answers it with the original position),
+    // although its listing id is now taken.
+    w.registry
+        .review(&Decision::Listing(accepted.clone()))
+        .unwrap();
+    assert!(matches!(
+        w.registry.check(&Decision::Listing(accepted.clone())),
+        Err(Refusal::Exists {
+            reason: "LISTING_EXISTS",
+            ..
+        })
+    ));
+
+    // The accepted decision's id on another decision (finding 8): no shortcut on the id alone. A second
+    // listing that would pass every rule on its own, a repair dated before the rules allow one, and the
+    // same listing with its measures changed are all refused as a reused id.
+    let penalty_2 = "PEN-CL-2";
+    w.penalty(Department::Emergency, penalty_2, &e, at);
+    let mut second = listing("CL-2", &e, penalty_2, at);
+    second.event_id = accepted.event_id.clone();
+    let mut fewer_measures = accepted.clone();
+    fewer_measures.measures.truncate(1);
+    let Decision::Repair(mut early_repair) = repair("CL-1", "x", at) else {
+        unreachable!()
+    };
+    early_repair.event_id = accepted.event_id.clone();
+    for reused in [
+        Decision::Listing(second.clone()),
+        Decision::Listing(fewer_measures),
+        Decision::Repair(early_repair),
+    ] {
+        let refusal = w.registry.review(&reused).unwrap_err();
+        match &refusal {
+            Refusal::Exists {
+                reason: "EVENT_ID_REUSED",
+                resource_type: "event",
+                resource_name,
+                field: "id",
+                rule: "id.reused",
+                message,
+            } => {
+                assert_eq!(resource_name, "ev-CL-1");
+                assert!(
+                    message.contains("ev-CL-1") && message.contains("listing CL-1"),
+                    "{message}"
+                );
+            }
+            other => panic!("expected EVENT_ID_REUSED, got {other:?}"),
+        }
+        assert_eq!(refusal.reason(), "EVENT_ID_REUSED");
+    }
+    // With its own id the second listing is fine.
+    let mut own = second.clone();
+    own.event_id = "ev-CL-2".into();
+    w.registry.review(&Decision::Listing(own)).unwrap();
+
+    // Event ids are scoped by publisher: another department's decision with the same id is its own, and is
+    // checked like any other, not waved through because emergency once used the id.
+    let mut by_transport = second;
+    by_transport.department = Department::Transport;
+    by_transport.listing_id = "CL-T".into();
+    let refusal = w
+        .registry
+        .review(&Decision::Listing(by_transport))
+        .unwrap_err();
+    assert_eq!(refusal.reason(), "NOT_SANCTIONING_DEPARTMENT", "{refusal}");
+    let Decision::Repair(mut fire_repair) = repair("CL-1", "x", t("2027-06-01T00:00:00Z")) else {
+        unreachable!()
+    };
+    fire_repair.event_id = accepted.event_id.clone();
+    fire_repair.department = Department::Fire;
+    let refusal = w
+        .registry
+        .review(&Decision::Repair(fire_repair))
+        .unwrap_err();
+    assert_eq!(refusal.reason(), "NOT_LISTING_DEPARTMENT", "{refusal}");
+
+    // Nothing changed.
+    assert_eq!(w.registry.history(&e, at), snapshot);
 }
 
 #[test]

@@ -62,10 +62,10 @@ fn expected_publishers(token: &str) -> &'static [&'static str] {
         "incident_reported" => &["emergency", "fire"],
         "inspection_recorded" | "penalty_decided" => ENFORCING,
         "credit_listing_decided" | "credit_repair_decided" | "credit_repair_revoked" => ENFORCING,
-        "warning_acknowledged" => ALL,
         t if t.starts_with("task_") => NONE,
         "credit_listing_expired"
         | "warning_raised"
+        | "warning_acknowledged"
         | "warning_escalated"
         | "warning_closed"
         | "checkpoint_published" => NONE,
@@ -86,7 +86,7 @@ fn expected_services(token: &str) -> BTreeSet<&'static str> {
     }
     if matches!(
         token,
-        "warning_raised" | "warning_escalated" | "warning_closed"
+        "warning_raised" | "warning_acknowledged" | "warning_escalated" | "warning_closed"
     ) {
         out.insert("warning");
     }
@@ -396,13 +396,7 @@ fn nats_permissions_mirror_the_publish_policy() {
     }
     let miit = &permissions[0];
     assert_eq!(miit.principal, dept("miit"));
-    assert_eq!(
-        miit.publish,
-        [
-            "hazchem.ev.miit.relocation_ordered.*",
-            "hazchem.ev.miit.warning_acknowledged.*"
-        ]
-    );
+    assert_eq!(miit.publish, ["hazchem.ev.miit.relocation_ordered.*"]);
     let transport = permissions
         .iter()
         .find(|p| p.principal == dept("transport"))

@@ -87,10 +87,10 @@ pub const SERVICES: &[Service] = &[
     },
     Service {
         name: "warning",
-        about: "Early warning: rules over the stream raise, escalate and close warnings (not built yet: \
-                its principal, certificate, NATS user and policy entry exist)",
-        port: None,
-        dev: false,
+        about: "Early warning: rules over the stream raise warnings at four levels; addressed departments \
+                acknowledge and close them; unacknowledged warnings escalate",
+        port: Some(7447),
+        dev: true,
         nats_user: true,
         publishes: true,
     },

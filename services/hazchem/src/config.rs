@@ -114,6 +114,8 @@ pub struct Config {
     pub ledger: hazchem_ledger::LedgerConfig,
     /// Joint enforcement (`hazchem serve enforcement`).
     pub enforcement: hazchem_enforcement::EnforcementConfig,
+    /// Early warning (`hazchem serve warning`).
+    pub warning: hazchem_warning::WarningConfig,
 }
 
 impl Default for Config {
@@ -125,6 +127,7 @@ impl Default for Config {
             credit: hazchem_credit::CreditConfig::default(),
             ledger: hazchem_ledger::LedgerConfig::default(),
             enforcement: hazchem_enforcement::EnforcementConfig::default(),
+            warning: hazchem_warning::WarningConfig::default(),
         }
     }
 }

@@ -310,11 +310,11 @@ fn parse_state(text: &str) -> Result<v1::TaskState, String> {
 /// Now, for the person at the command line: `now` and the default instants of the commands (the
 /// service checks them against its own clock).
 #[allow(clippy::disallowed_methods)] // CLI: a person's "now" is the wall clock
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     Utc::now()
 }
 
-fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
     if text == "now" {
         return Ok(now());
     }
@@ -329,7 +329,7 @@ fn dept(d: Department) -> i32 {
 
 /// A refusal as an error: the code, the message (it names the state and the departments) and the
 /// standard details.
-fn refused(status: tonic::Status) -> anyhow::Error {
+pub(crate) fn refused(status: tonic::Status) -> anyhow::Error {
     let mut text = format!("{:?}: {}", status.code(), status.message());
     let details = status.get_error_details();
     if let Some(info) = details.error_info() {
@@ -343,6 +343,11 @@ fn refused(status: tonic::Status) -> anyhow::Error {
     if let Some(bad) = details.bad_request() {
         for v in &bad.field_violations {
             let _ = write!(text, "\n  {} ({}): {}", v.field, v.reason, v.description);
+        }
+    }
+    if let Some(failure) = details.precondition_failure() {
+        for v in &failure.violations {
+            let _ = write!(text, "\n  {} {}: {}", v.r#type, v.subject, v.description);
         }
     }
     anyhow::anyhow!(text)
@@ -668,11 +673,11 @@ fn state_name(state: i32) -> &'static str {
         .unwrap_or("?")
 }
 
-fn department_name(d: i32) -> &'static str {
+pub(crate) fn department_name(d: i32) -> &'static str {
     hazchem_proto::department_from_i32(d).map_or("-", |d| d.code())
 }
 
-fn instant_text(t: &prost_types::Timestamp) -> String {
+pub(crate) fn instant_text(t: &prost_types::Timestamp) -> String {
     hazchem_proto::time::datetime(t)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()

@@ -9,6 +9,7 @@ mod credit;
 mod enforcement;
 mod run;
 mod simulate;
+mod warnings;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +44,9 @@ enum Command {
     /// Joint enforcement: list and show tasks, re-run a recorded draw (`redraw`), and drive tasks (`open`,
     /// `draw`, `advance`, `findings`, `rectify`, `recheck`, `penalty`, `transfer`, `answer`, `close`).
     Enforcement(enforcement::EnforcementArgs),
+    /// Early warnings: list them (by level, state, department, enterprise, rule, time), show one with its
+    /// history, acknowledge (`ack`) or close one addressed to you.
+    Warnings(warnings::WarningsArgs),
     /// Audit the record: replay it, fetch checkpoints and proofs, verify it against the ledger's signed
     /// checkpoint trusting only its public key, export and check offline bundles.
     Audit(audit::AuditArgs),
@@ -81,6 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Publish(args) => client::publish(args).await,
             Command::Credit(args) => credit::run(args).await,
             Command::Enforcement(args) => enforcement::run(args).await,
+            Command::Warnings(args) => warnings::run(args).await,
             Command::Audit(args) => audit::run(args).await,
             Command::Deploy(args) => deploy::run(args),
             Command::Simulate(args) => {

@@ -187,6 +187,14 @@ fn dev_config(args: &DevArgs, pki: &DevPki) -> Result<Config> {
                     ..hazchem_enforcement::EnforcementConfig::default()
                 };
             }
+            hazchem_warning::SERVICE_NAME => {
+                config.warning = hazchem_warning::WarningConfig {
+                    listen,
+                    store: state,
+                    tls,
+                    ..hazchem_warning::WarningConfig::default()
+                };
+            }
             other => bail!(
                 "the service table has `hazchem dev` run `{other}`, which this binary cannot configure \
                  (services/hazchem/src/run.rs, dev_config)"
@@ -382,6 +390,31 @@ pub async fn start(
                 });
                 addr
             }
+            hazchem_warning::SERVICE_NAME => {
+                let sink = EventSink::new(
+                    publisher.clone(),
+                    Principal::service(hazchem_warning::SERVICE_NAME)?,
+                );
+                let warnings = hazchem_warning::Warnings::from_config(
+                    &config.warning,
+                    publisher.admission().policy().clone(),
+                    bus.clone(),
+                    sink,
+                )?
+                .with_clock(clock.clone());
+                let tls = config.warning.server_tls()?;
+                let listener = TcpListener::bind(config.warning.listen)
+                    .await
+                    .with_context(|| {
+                        format!("binding the warning service to {}", config.warning.listen)
+                    })?;
+                let addr = listener.local_addr()?;
+                let shutdown = shutdown.clone();
+                tasks.spawn(async move {
+                    Ok(hazchem_warning::run_service(warnings, listener, tls, shutdown).await?)
+                });
+                addr
+            }
             other => bail!(
                 "the service table gives `{other}` a server, but this binary cannot start it \
                  (services/hazchem/src/run.rs, start)"
@@ -423,6 +456,10 @@ fn banner_note(
         ),
         hazchem_enforcement::SERVICE_NAME => format!(
             "joint tasks: {exe} enforcement list --as emergency{}{dir}",
+            flag(service.name, "--endpoint")
+        ),
+        hazchem_warning::SERVICE_NAME => format!(
+            "warnings: {exe} warnings list --as emergency{}{dir}",
             flag(service.name, "--endpoint")
         ),
         _ => service.about.to_owned(),
@@ -552,6 +589,7 @@ mod tests {
                 (hazchem_ledger::SERVICE_NAME, config.ledger.listen),
                 (hazchem_credit::SERVICE_NAME, config.credit.listen),
                 (hazchem_enforcement::SERVICE_NAME, config.enforcement.listen),
+                (hazchem_warning::SERVICE_NAME, config.warning.listen),
             ])
         };
 

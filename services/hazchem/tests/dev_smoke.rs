@@ -1,7 +1,8 @@
 //! The README's path, as a process: `hazchem dev` (run from the workspace root, as the README says)
 //! prints how to publish an event and follow the record; the commands it prints, run exactly as
-//! printed, publish an event and show it in `hazchem tail`; the credit, enforcement and audit commands it
-//! prints answer; the metrics endpoint counts it.
+//! printed, publish an event and show it in `hazchem tail`; the credit, enforcement, warnings and audit
+//! commands it prints answer (a warning raised by a published sale is listed, acknowledged and closed
+//! with the printed options); the metrics endpoint counts it.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -238,6 +239,78 @@ fn the_commands_hazchem_dev_prints_publish_and_tail_an_event() {
     let mut list = printed_in(&banner.lines, "(joint tasks: ");
     list.push("--json".into());
     run_ok(&list);
+
+    // The warnings line runs as printed: nothing is raised by a licence decision. A highly toxic sale
+    // without a purchase permit, published the way the banner says, raises a warning it lists; the
+    // addressed departments acknowledge and close it with the same options.
+    let mut warnings = printed_in(&banner.lines, "(warnings: ");
+    warnings.push("--json".into());
+    assert_eq!(run_ok(&warnings), Vec::<Value>::new(), "no warning yet");
+    let mut sale: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("tests/fixtures/events/sale_recorded.json"))
+            .expect("the sale fixture"),
+    )
+    .expect("JSON");
+    sale["id"] = "smoke-hcn-sale".into();
+    sale["saleRecorded"]["chemical"] = serde_json::json!({"cas": "74-90-8", "name": "氰化氢"});
+    let sale_file = data.path().join("hcn-sale.json");
+    std::fs::write(&sale_file, sale.to_string()).expect("write the sale");
+    let mut publish_sale = banner.publish.clone();
+    *publish_sale.last_mut().unwrap() = sale_file.display().to_string();
+    run_ok(&publish_sale);
+    let listed = (0..200)
+        .find_map(|_| {
+            let listed = run_ok(&warnings);
+            if listed.is_empty() {
+                std::thread::sleep(Duration::from_millis(100));
+                None
+            } else {
+                Some(listed)
+            }
+        })
+        .expect("the warning is listed within 20 s");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let warning = &listed[0];
+    assert_eq!(warning["ruleId"], "sale.highly_toxic_without_permit");
+    assert_eq!(warning["level"], "WARNING_LEVEL_ORANGE");
+    assert_eq!(warning["state"], "WARNING_STATE_OPEN");
+    let id = warning["warningId"].as_str().expect("warningId").to_owned();
+    // `warnings <verb> <id> ... --as <department>`, from the printed line.
+    let command = |verb: &str, department: &str, extra: &[&str]| {
+        let mut c = warnings.clone();
+        let at = c.iter().position(|a| a == "list").expect("list");
+        c[at] = verb.to_owned();
+        c.insert(at + 1, id.clone());
+        let as_at = c.iter().position(|a| a == "--as").expect("--as");
+        department.clone_into(&mut c[as_at + 1]);
+        c.extend(extra.iter().map(|a| (*a).to_owned()));
+        c
+    };
+    let refused = run(&command("ack", "fire", &[]));
+    assert!(!refused.status.success(), "fire is not addressed");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("WARNING_NOT_ADDRESSED"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let acknowledged = run_ok(&command("ack", "psb", &["--note", "已核查"]));
+    assert_eq!(
+        acknowledged[0]["acknowledgedBy"],
+        serde_json::json!(["DEPARTMENT_PSB"])
+    );
+    let closed = run_ok(&command("close", "emergency", &["--reason", "已立案调查"]));
+    assert_eq!(closed[0]["state"], "WARNING_STATE_CLOSED");
+    let shown = run_ok(&command("show", "fire", &[]));
+    let history: Vec<&str> = shown[0]["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| h["eventType"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        history,
+        ["warning_raised", "warning_acknowledged", "warning_closed"]
+    );
     let verify = after(&banner.lines, "verify the whole record");
     let verified = run(&verify);
     assert!(

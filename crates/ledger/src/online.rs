@@ -164,14 +164,13 @@ pub enum StreamVerdict {
 }
 
 /// Verifies the system of record itself: finds the latest `checkpoint_published` event of the ledger in
-/// `bus` whose note verifies with `key` for `origin` (a checkpoint in the stream signed by anyone else is
-/// ignored), then checks the stream's messages `1..=size`, byte for byte, as the leaves of that
+/// `bus` whose note verifies with `key` for the key's origin (a checkpoint in the stream signed by anyone
+/// else, or of another log, is ignored), then checks the stream's messages `1..=size`, byte for byte, as the leaves of that
 /// checkpoint (and that they extend `since`, an earlier checkpoint the auditor saved). Reads the stream
 /// twice, keeping 32 bytes a message.
 pub async fn verify_stream(
     bus: &hazchem_bus::Bus,
     key: VerifierKey,
-    origin: &str,
     since: Option<&str>,
 ) -> Result<StreamVerdict, hazchem_bus::Error> {
     let last = bus.last_sequence().await?;
@@ -193,8 +192,7 @@ pub async fn verify_stream(
             );
             continue;
         };
-        if checkpoint.origin == origin && checkpoint.size >= latest_size && checkpoint.size <= last
-        {
+        if checkpoint.size >= latest_size && checkpoint.size <= last {
             latest_size = checkpoint.size;
             latest = Some(published.signed_note);
         }

@@ -229,6 +229,7 @@ async fn the_credit_services_warnings_are_acknowledged_through_this_service() {
         r.addressed_to = vec![dept(Department::Emergency), dept(Department::Samr)];
     });
     event.id = "credit-conflict-test-1".into();
+    event.source = "/services/credit".into();
     h.sink("credit").publish(&event).await.unwrap();
     h.settle().await;
     let w = service.warning("credit-conflict-test-1").unwrap();

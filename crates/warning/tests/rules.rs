@@ -237,6 +237,7 @@ fn road_licence(h: &mut Harness, holder: &str, number: &str) -> v1::Event {
     let at = h.now();
     h.event("licence_issued", |e| {
         e.department = dept(Department::Transport);
+        e.source = "/departments/transport/licensing".into();
         let Some(P::LicenceIssued(l)) = &mut e.payload else {
             unreachable!()
         };

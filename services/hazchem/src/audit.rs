@@ -200,9 +200,6 @@ pub struct VerifyArgs {
     /// The service configuration whose `[bus]` `--stream` reads.
     #[arg(long, requires = "stream")]
     pub config: Option<PathBuf>,
-    /// The log's origin: only its checkpoints are considered by `--stream`.
-    #[arg(long, default_value = hazchem_ledger::DEFAULT_ORIGIN)]
-    pub origin: String,
     /// After a successful verification, save the checkpoint to this file (for the next
     /// --since-checkpoint).
     #[arg(long)]
@@ -369,11 +366,12 @@ async fn verify_command(args: VerifyArgs) -> Result<()> {
         .open()
         .await?;
         println!("checking the stream itself trusting only {key}");
-        match online::verify_stream(&bus, key, &args.origin, since.as_deref()).await? {
+        let origin = key.name().to_owned();
+        match online::verify_stream(&bus, key, since.as_deref()).await? {
             online::StreamVerdict::NoCheckpoint { messages } => bail!(
                 "the stream's {messages} messages hold no checkpoint of {} signed by the key: nothing to \
                  check against yet",
-                args.origin
+                origin
             ),
             online::StreamVerdict::Checked { note, result } => (result, note),
         }

@@ -31,7 +31,7 @@ use hazchem_admission::Policy;
 use hazchem_bus::{Bus, Message};
 use hazchem_domain::{Department, Uscc};
 use hazchem_kit::EventSink;
-use hazchem_kit::{FollowOptions, Progress, SharedClock, SystemClock};
+use hazchem_kit::{FollowOptions, Progress, PublishError, SharedClock, SystemClock};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -406,11 +406,11 @@ impl Credit {
                             "listing term ended: announced"
                         );
                     }
-                    Err(status) if status.code() == tonic::Code::AlreadyExists => {
+                    Err(PublishError::IdReused(_)) => {
                         announced.insert(d.listing_id.clone());
                     }
-                    Err(status) => {
-                        tracing::warn!(listing = %d.listing_id, %status, "cannot announce the end of a listing's term; will retry");
+                    Err(error) => {
+                        tracing::warn!(listing = %d.listing_id, %error, "cannot announce the end of a listing's term; will retry");
                     }
                 }
             }
@@ -485,7 +485,7 @@ async fn publish_until_done(
     loop {
         match sink.publish(event).await {
             Ok(_) => return true,
-            Err(status) if status.code() == tonic::Code::AlreadyExists => {
+            Err(PublishError::IdReused(status)) => {
                 tracing::error!(
                     %what,
                     %status,
@@ -494,10 +494,10 @@ async fn publish_until_done(
                 );
                 return true;
             }
-            Err(status) if status.code() == tonic::Code::Unavailable => {
+            Err(PublishError::Retry(status)) => {
                 tracing::warn!(%what, %status, "the bus did not take it; retrying");
             }
-            Err(status) => {
+            Err(PublishError::Refused(status)) => {
                 // Refused by admission (a policy without `warning_raised` for `credit`): not retriable.
                 tracing::error!(%what, %status, "refused by the gateway's admission; not published");
                 return true;

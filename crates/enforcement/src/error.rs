@@ -32,8 +32,8 @@ pub enum Error {
     },
 
     /// The gateway refused or could not store the task event.
-    #[error("publishing the task event: {}", .0.message())]
-    Publish(tonic::Status),
+    #[error("publishing the task event: {0}")]
+    Publish(#[from] hazchem_kit::PublishError),
 
     /// The service cannot answer now (still catching up with the stream, or stopped).
     #[error("unavailable: {0}")]

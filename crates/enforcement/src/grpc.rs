@@ -193,7 +193,7 @@ pub fn status(error: Error) -> Status {
             details.add_bad_request_violation("command_id", message.clone());
             (code, details)
         }
-        Error::Publish(status) => return status,
+        Error::Publish(error) => return error.into(),
         Error::Unavailable(_) | Error::Storage(_) | Error::Io { .. } | Error::Bus(_) => {
             return Status::unavailable(message);
         }

@@ -376,7 +376,7 @@ impl Enforcement {
             match self.publish(&event, &id, &basis).await {
                 Ok(_) => raised += 1,
                 // Raised already (another instance, or an earlier attempt with other words).
-                Err(Error::Publish(status)) if status.code() == tonic::Code::AlreadyExists => {}
+                Err(Error::Publish(hazchem_kit::PublishError::IdReused(_))) => {}
                 Err(error) => {
                     tracing::error!(task_id = %event.task_id, %error, "raising an escalation failed; retrying at the next check");
                 }

@@ -34,4 +34,4 @@ pub use guard::EventGuard;
 pub use metrics::{GrpcMetrics, ProjectionMetrics};
 pub use projection::{FollowError, FollowOptions, OnMismatch, Progress, Projection, follow};
 pub use serve::{ServerTlsFiles, run_together, seconds, serve_grpc};
-pub use sink::{Accepted, EventSink, Publish};
+pub use sink::{Accepted, EventSink, Publish, PublishError};

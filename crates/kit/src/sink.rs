@@ -39,6 +39,53 @@ pub trait Publish: Send + Sync + 'static {
     ) -> Result<Accepted, Status>;
 }
 
+/// Why a service's event did not go on the record, by what the service can do about it. The gateway's
+/// answer (a status naming the field and the rule) is kept for logs and for the service's own callers.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PublishError {
+    /// Refused: the event breaks a rule (policy, field rules, a guard). Publishing it again gets the same
+    /// answer.
+    #[error("refused: {}", .0.message())]
+    Refused(Status),
+    /// The id is already on the record with other content: this service's own earlier event under the
+    /// same id (ids are scoped by publisher, so nobody else can hold it).
+    #[error("the id is on the record with other content: {}", .0.message())]
+    IdReused(Status),
+    /// The record did not take it (the bus is unavailable): publish it again, with the same id.
+    #[error("not taken, retry: {}", .0.message())]
+    Retry(Status),
+}
+
+impl PublishError {
+    /// What a publishing core's status means to a service.
+    pub fn from_status(status: Status) -> Self {
+        match status.code() {
+            tonic::Code::AlreadyExists => PublishError::IdReused(status),
+            tonic::Code::Unavailable
+            | tonic::Code::Internal
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Aborted
+            | tonic::Code::ResourceExhausted => PublishError::Retry(status),
+            _ => PublishError::Refused(status),
+        }
+    }
+
+    /// The status the gateway answered with (for a service's own gRPC answers).
+    pub fn status(&self) -> &Status {
+        match self {
+            PublishError::Refused(s) | PublishError::IdReused(s) | PublishError::Retry(s) => s,
+        }
+    }
+}
+
+impl From<PublishError> for Status {
+    fn from(error: PublishError) -> Status {
+        match error {
+            PublishError::Refused(s) | PublishError::IdReused(s) | PublishError::Retry(s) => s,
+        }
+    }
+}
+
 /// A service's way onto the record, acting as its service principal.
 #[derive(Clone)]
 pub struct EventSink {
@@ -67,13 +114,16 @@ impl EventSink {
         &self.principal
     }
 
-    /// Publishes one event; the result is what a department's `Publish` call would get.
+    /// Publishes one event: accepted (durable, or already on the record as a duplicate), or why not.
     #[tracing::instrument(name = "sink.publish", skip_all, fields(principal = %self.principal.uri(), event_id = %event.id))]
-    pub async fn publish(&self, event: &v1::Event) -> Result<Accepted, Status> {
+    pub async fn publish(&self, event: &v1::Event) -> Result<Accepted, PublishError> {
         let signed = v1::SignedEvent {
             event: event.encode_to_vec(),
             signature: None,
         };
-        self.core.publish(&self.principal, &signed).await
+        self.core
+            .publish(&self.principal, &signed)
+            .await
+            .map_err(PublishError::from_status)
     }
 }

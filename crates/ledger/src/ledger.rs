@@ -696,14 +696,7 @@ impl Ledger {
                         }
                         break;
                     }
-                    Err(status)
-                        if matches!(
-                            status.code(),
-                            tonic::Code::Unavailable
-                                | tonic::Code::Internal
-                                | tonic::Code::DeadlineExceeded
-                        ) =>
-                    {
+                    Err(hazchem_kit::PublishError::Retry(status)) => {
                         tracing::warn!(tree_size = checkpoint.size, error = %status.message(), "publishing a checkpoint failed; retrying");
                         tokio::select! {
                             () = shutdown.cancelled() => return,
@@ -711,7 +704,8 @@ impl Ledger {
                         }
                         delay = (delay * 2).min(Duration::from_secs(5));
                     }
-                    Err(status) => {
+                    Err(refused) => {
+                        let status = refused.status();
                         tracing::error!(
                             tree_size = checkpoint.size,
                             code = ?status.code(),

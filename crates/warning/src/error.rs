@@ -28,8 +28,8 @@ pub enum Error {
         warning_id: String,
         department: Department,
     },
-    #[error("publishing the warning event: {}", .0.message())]
-    Publish(tonic::Status),
+    #[error("publishing the warning event: {0}")]
+    Publish(#[from] hazchem_kit::PublishError),
     #[error("unavailable: {0}")]
     Unavailable(String),
     #[error("warning store: {0}")]

@@ -117,7 +117,7 @@ pub fn status(error: Error) -> Status {
             );
             (Code::FailedPrecondition, details)
         }
-        Error::Publish(status) => return status,
+        Error::Publish(error) => return error.into(),
         Error::Unavailable(_) | Error::Storage(_) | Error::Io { .. } | Error::Bus(_) => {
             return Status::unavailable(message);
         }

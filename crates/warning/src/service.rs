@@ -342,7 +342,7 @@ impl Warnings {
         for event in due {
             match self.publish(&event).await {
                 Ok(_) => raised += 1,
-                Err(Error::Publish(status)) if status.code() == tonic::Code::AlreadyExists => {}
+                Err(Error::Publish(hazchem_kit::PublishError::IdReused(_))) => {}
                 Err(error) => {
                     tracing::error!(event_id = %event.id, %error, "escalating a warning failed; retrying at the next check");
                 }
@@ -386,22 +386,13 @@ impl Warnings {
                     }
                     return Ok(());
                 }
-                Err(status) if status.code() == tonic::Code::AlreadyExists => return Ok(()),
-                Err(status)
-                    if matches!(
-                        status.code(),
-                        tonic::Code::Unavailable
-                            | tonic::Code::Internal
-                            | tonic::Code::ResourceExhausted
-                            | tonic::Code::DeadlineExceeded
-                            | tonic::Code::Unknown
-                    ) =>
-                {
+                Err(hazchem_kit::PublishError::IdReused(_)) => return Ok(()),
+                Err(hazchem_kit::PublishError::Retry(status)) => {
                     tracing::warn!(event_id = %event.id, %status, "publishing a derived warning event failed; retrying");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(5));
                 }
-                Err(status) => {
+                Err(hazchem_kit::PublishError::Refused(status)) => {
                     // Refused by admission: a bug in the rules, not a passing condition; skip it.
                     tracing::error!(event_id = %event.id, %status, "a derived warning event was refused; skipped");
                     return Ok(());

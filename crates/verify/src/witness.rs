@@ -280,6 +280,42 @@ pub fn verify_cosignatures(
     Ok(good)
 }
 
+/// Fewer known witnesses cosigned a checkpoint than required.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the checkpoint carries {found} good cosignature(s) of the {known} known witnesses, fewer than the {required} \
+     required{}",
+    if cosigned.is_empty() { String::new() } else { format!(" (cosigned by: {})", cosigned.join(", ")) }
+)]
+pub struct TooFewCosignatures {
+    /// Good cosignatures by known witnesses.
+    pub found: usize,
+    /// How many were required.
+    pub required: usize,
+    /// How many witnesses are known.
+    pub known: usize,
+    /// Who cosigned, `<name>+<key id hex>`.
+    pub cosigned: Vec<String>,
+}
+
+/// Requires good cosignatures by at least `required` of the known `witnesses` on `note`; returns them.
+pub fn require_cosignatures(
+    note: &str,
+    witnesses: &[WitnessKey],
+    required: usize,
+) -> Result<Vec<Cosignature>, TooFewCosignatures> {
+    let good = verify_cosignatures(note, witnesses).unwrap_or_default();
+    if good.len() < required {
+        return Err(TooFewCosignatures {
+            found: good.len(),
+            required,
+            known: witnesses.len(),
+            cosigned: good.into_iter().map(|c| c.witness).collect(),
+        });
+    }
+    Ok(good)
+}
+
 /// Appends cosignature lines to a signed note (each `— … \n`).
 pub fn add_cosignatures(note: &str, lines: &[String]) -> String {
     let mut out = note.to_owned();
@@ -491,6 +527,11 @@ impl Witness {
         let tmp = path.with_extension("json.tmp");
         let write = || -> std::io::Result<()> {
             use std::io::Write as _;
+            if let Some(dir) = path.parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir)?;
+            }
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&bytes)?;
             f.sync_all()?;

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use hazchem_bus::Bus;
+use hazchem_domain::Department;
 use hazchem_gateway::{Gateway, GatewayConfig, Metrics, Publisher};
 use hazchem_kit::{EventSink, ServerTlsFiles};
 use hazchem_ledger::{Ledger, LedgerConfig};
@@ -168,6 +169,18 @@ fn dev_config(args: &DevArgs, pki: &DevPki) -> Result<Config> {
                     store: state,
                     tls,
                     signing_key: Some(pki.ledger_signing_key_path()),
+                    // One witness per department, in process, its state under <data-dir>/witnesses.
+                    witnesses: Department::ALL
+                        .iter()
+                        .map(|&d| hazchem_ledger::WitnessConfig {
+                            name: DevPki::witness_name(d),
+                            signing_key: pki.witness_signing_key_path(d),
+                            state: args
+                                .data_dir
+                                .join("witnesses")
+                                .join(format!("{}.json", d.code())),
+                        })
+                        .collect(),
                     ..LedgerConfig::default()
                 };
             }

@@ -974,6 +974,62 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn witnesses_cosign_each_checkpoint_and_a_refusal_does_not_stop_the_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = ledger(dir.path());
+        five(&ledger).await;
+        let cosigner = |i: u8| {
+            Cosigner::new(
+                &format!("hazchem.example/witness/{i}"),
+                hazchem_verify::ed25519_dalek::SigningKey::from_bytes(&[i + 1; 32]),
+            )
+            .unwrap()
+        };
+        let mut witnesses: Vec<Witness> = (0..9)
+            .map(|i| Witness::new(cosigner(i), vec![ledger.verifier_key().clone()], None).unwrap())
+            .collect();
+        // Witness 8 was shown a fork: another checkpoint of size 5, signed by the ledger's key.
+        let forged = ledger.inner.signer.sign_checkpoint(&Checkpoint {
+            origin: ledger.origin().to_owned(),
+            size: 5,
+            root: [9; 32],
+        });
+        witnesses[8].add_checkpoint(&forged, &[], 0).unwrap();
+        ledger.add_witnesses(witnesses);
+        let keys = ledger.witness_keys();
+        assert_eq!(keys.len(), 9);
+
+        let first = ledger.checkpoint(true).await.unwrap();
+        assert_eq!(first.size, 5);
+        ledger.verifier_key().open_checkpoint(&first.note).unwrap();
+        let good = crate::witness::verify_cosignatures(&first.note, &keys).unwrap();
+        assert_eq!(good.len(), 8, "{}", first.note);
+        assert!(good.iter().all(|c| c.witness != keys[8].to_string()));
+
+        // The ledger goes on; the next checkpoint is cosigned with consistency proofs from size 5, and
+        // the forked witness refuses again.
+        apply(
+            &ledger,
+            vec![message(6, "e6", vec![6]), message(7, "e7", vec![7])],
+        )
+        .await
+        .unwrap();
+        let second = ledger.checkpoint(true).await.unwrap();
+        assert_eq!(second.size, 7);
+        assert_eq!(
+            crate::witness::verify_cosignatures(&second.note, &keys)
+                .unwrap()
+                .len(),
+            8
+        );
+        // The stored note is the cosigned one.
+        assert_eq!(
+            ledger.inner.store.checkpoint(7).unwrap().unwrap().note,
+            second.note
+        );
+    }
+
     /// Five ordinary leaves.
     async fn five(ledger: &Ledger) {
         apply(

@@ -1,6 +1,6 @@
 //! `hazchem dev` runs the nine departments' witnesses in the ledger's process: a checkpoint it serves
 //! carries their nine C2SP cosignatures, `audit verify --witnesses 9` passes online and on an exported
-//! bundle, and `--witnesses 10`, or a key list with one witness key replaced, fails naming how many good
+//! bundle and on the stream, and `--witnesses 10`, or a key list with one witness key replaced, fails naming how many good
 //! cosignatures it found.
 
 use std::path::{Path, PathBuf};
@@ -145,6 +145,15 @@ fn hazchem_dev_checkpoints_are_cosigned_by_the_nine_witnesses() {
         ok && out.contains("cosigned by 9 of the 9 known witnesses"),
         "{out}\n{}",
         dev.process.log()
+    );
+    // The system of record itself: the checkpoints the ledger published into the stream carry them
+    // too (one process at a time opens the embedded bus, so `hazchem dev` stops first).
+    dev.process.terminate();
+    let (ok, out) = run(&verify, &["--stream", "--witnesses", "9"]);
+    assert!(
+        ok && out.contains("checking the stream itself")
+            && out.contains("cosigned by 9 of the 9 known witnesses"),
+        "{out}"
     );
     for department in Department::ALL {
         assert!(

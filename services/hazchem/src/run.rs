@@ -533,6 +533,8 @@ fn print_dev_banner(args: &DevArgs, running: &Running) {
          \n    {exe} publish --as emergency --sign{endpoint}{dir} tests/fixtures/events/licence_issued.json\
          \n  verify the whole record against the ledger's signed checkpoint, trusting only its public key:\
          \n    {exe} audit verify{ledger}{dir}\
+         \n  and require that the nine departments' witnesses cosigned that checkpoint (a log showing you a fork cannot get them):\
+         \n    {exe} audit verify --witnesses 9{ledger}{dir}\
          \n  prove that one event is in the record, or export an offline bundle and check it:\
          \n    {exe} audit prove <event-id>{ledger}{dir}\
          \n    {exe} audit export --out audit-bundle{ledger}{dir}\

@@ -61,6 +61,19 @@ fn hazchem_dev_checkpoints_are_cosigned_by_the_nine_witnesses() {
     let (ok, out) = run(&banner.publish, &[]);
     assert!(ok, "publish failed: {out}");
 
+    // The command the banner prints.
+    let printed = after(&banner.lines, "witnesses cosigned that checkpoint");
+    assert!(
+        printed.windows(2).any(|w| w == ["--witnesses", "9"]),
+        "{printed:?}"
+    );
+    let (ok, out) = run(&printed, &["--fresh"]);
+    assert!(
+        ok && out.contains("cosigned by 9 of the 9 known witnesses"),
+        "{out}\n{}",
+        dev.process.log()
+    );
+
     let verify = after(&banner.lines, "verify the whole record");
     assert_eq!(
         verify.get(2).map(String::as_str),

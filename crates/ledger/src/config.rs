@@ -45,6 +45,22 @@ pub struct LedgerConfig {
     pub max_batch: usize,
     /// How much of the store is checked at start.
     pub startup_check: StartupCheck,
+    /// Witnesses run in the ledger's process (`[[ledger.witnesses]]`): each checkpoint is given to each,
+    /// and their cosignatures are appended to the stored note. `hazchem dev` runs one per department.
+    pub witnesses: Vec<WitnessConfig>,
+}
+
+/// A witness run in the ledger's process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessConfig {
+    /// The witness's name (the key name of its cosignatures), e.g. `hazchem.example/witness/POL`.
+    pub name: String,
+    /// Its cosigning key (Ed25519, PKCS#8 PEM).
+    pub signing_key: PathBuf,
+    /// Its state file (JSON): the last checkpoint it cosigned per log, so that a restart keeps refusing
+    /// forks.
+    pub state: PathBuf,
 }
 
 impl Default for LedgerConfig {
@@ -60,6 +76,7 @@ impl Default for LedgerConfig {
             policy: None,
             max_batch: 1000,
             startup_check: StartupCheck::Full,
+            witnesses: Vec::new(),
         }
     }
 }

@@ -56,6 +56,7 @@ use crate::error::{Error, Result};
 use crate::merkle::{self, Frontier, Hash};
 use crate::note::{Checkpoint, NoteSigner, VerifierKey};
 use crate::store::{Append, LedgerStore, StoreState, StoredCheckpoint};
+use crate::witness::{Cosigner, Witness, WitnessKey, add_cosignatures};
 
 /// The service name the ledger publishes as.
 pub const SERVICE_NAME: &str = "ledger";
@@ -104,6 +105,8 @@ struct Inner {
     issuing: tokio::sync::Mutex<()>,
     latest: Mutex<Option<StoredCheckpoint>>,
     to_publish: mpsc::UnboundedSender<StoredCheckpoint>,
+    /// The witnesses asked to cosign each checkpoint (in-process; see [`Ledger::add_witnesses`]).
+    witnesses: Mutex<Vec<Witness>>,
     publish_queue: Mutex<Option<mpsc::UnboundedReceiver<StoredCheckpoint>>>,
 }
 
@@ -228,7 +231,21 @@ impl Ledger {
             Some(path) => Policy::load(path)?,
             None => Policy::default_policy(),
         };
-        Ledger::open(config, key, policy)
+        let ledger = Ledger::open(config, key, policy)?;
+        let mut witnesses = Vec::new();
+        for w in &config.witnesses {
+            let cosigner =
+                Cosigner::new(&w.name, SigningKey::load(&w.signing_key)?).map_err(|e| {
+                    hazchem_kit::ConfigError::new("ledger.witnesses.name", e.to_string())
+                })?;
+            witnesses.push(Witness::new(
+                cosigner,
+                vec![ledger.verifier_key().clone()],
+                Some(w.state.clone()),
+            )?);
+        }
+        ledger.add_witnesses(witnesses);
+        Ok(ledger)
     }
 
     /// Opens the store and checks it against its last checkpoint; refuses (with an error naming what
@@ -271,6 +288,7 @@ impl Ledger {
                 issuing: tokio::sync::Mutex::new(()),
                 latest: Mutex::new(latest),
                 to_publish,
+                witnesses: Mutex::new(Vec::new()),
                 publish_queue: Mutex::new(Some(queue)),
             }),
             clock: SystemClock::shared(),
@@ -283,6 +301,62 @@ impl Ledger {
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Adds witnesses: each checkpoint issued from now on is given to each of them, with the consistency
+    /// proof from the last checkpoint that witness cosigned, and their cosignature lines are appended to
+    /// the stored note (the one GetCheckpoint serves, bundles carry and the `checkpoint_published` event
+    /// publishes). A refusal is logged as an error naming the witness and the reason; it does not stop
+    /// the ledger, and the checkpoint is issued without that cosignature.
+    pub fn add_witnesses(&self, witnesses: impl IntoIterator<Item = Witness>) {
+        let mut ours = self.inner.witnesses.lock().expect("not poisoned");
+        for witness in witnesses {
+            tracing::info!(witness = %witness.key(), "witness added");
+            ours.push(witness);
+        }
+    }
+
+    /// The keys of the witnesses the ledger asks (`<name>+<key id hex>+<base64>` each).
+    pub fn witness_keys(&self) -> Vec<WitnessKey> {
+        self.inner
+            .witnesses
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .map(Witness::key)
+            .collect()
+    }
+
+    /// Asks every witness to cosign `note` (of `size` leaves), returning the cosignature lines.
+    fn collect_cosignatures(&self, note: &str, size: u64, time: u64) -> Vec<String> {
+        let mut witnesses = self.inner.witnesses.lock().expect("not poisoned");
+        let mut lines = Vec::new();
+        for witness in witnesses.iter_mut() {
+            let from = witness
+                .last(&self.inner.config.origin)
+                .map_or(0, |seen| seen.size);
+            let proof = if from > 0 && from < size {
+                match merkle::consistency_proof(&self.inner.store, from, size) {
+                    Ok(proof) => proof,
+                    Err(error) => {
+                        tracing::error!(witness = %witness.key(), from, tree_size = size, %error, "no consistency proof for a witness");
+                        continue;
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            match witness.add_checkpoint(note, &proof, time) {
+                Ok(line) => lines.push(line),
+                Err(refusal) => tracing::error!(
+                    witness = %witness.key(),
+                    tree_size = size,
+                    reason = %refusal,
+                    "a witness refused to cosign the checkpoint"
+                ),
+            }
+        }
+        lines
     }
 
     /// The ledger's clock.
@@ -635,11 +709,18 @@ impl Ledger {
             size: committed.size,
             root,
         };
+        let issued_at = self.clock.now();
+        let note = self.inner.signer.sign_checkpoint(&checkpoint);
+        let cosignatures = self.collect_cosignatures(
+            &note,
+            committed.size,
+            u64::try_from(issued_at.timestamp()).unwrap_or(0),
+        );
         let stored = StoredCheckpoint {
             size: committed.size,
             root,
-            note: self.inner.signer.sign_checkpoint(&checkpoint),
-            issued_at: self.clock.now(),
+            note: add_cosignatures(&note, &cosignatures),
+            issued_at,
             published: false,
             foreign: committed.foreign,
         };
@@ -885,6 +966,62 @@ mod tests {
             root_hash: checkpoint.root.to_vec(),
             signed_note: signer.sign_checkpoint(&checkpoint),
         }
+    }
+
+    #[tokio::test]
+    async fn witnesses_cosign_each_checkpoint_and_a_refusal_does_not_stop_the_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = ledger(dir.path());
+        five(&ledger).await;
+        let cosigner = |i: u8| {
+            Cosigner::new(
+                &format!("hazchem.example/witness/{i}"),
+                hazchem_verify::ed25519_dalek::SigningKey::from_bytes(&[i + 1; 32]),
+            )
+            .unwrap()
+        };
+        let mut witnesses: Vec<Witness> = (0..9)
+            .map(|i| Witness::new(cosigner(i), vec![ledger.verifier_key().clone()], None).unwrap())
+            .collect();
+        // Witness 8 was shown a fork: another checkpoint of size 5, signed by the ledger's key.
+        let forged = ledger.inner.signer.sign_checkpoint(&Checkpoint {
+            origin: ledger.origin().to_owned(),
+            size: 5,
+            root: [9; 32],
+        });
+        witnesses[8].add_checkpoint(&forged, &[], 0).unwrap();
+        ledger.add_witnesses(witnesses);
+        let keys = ledger.witness_keys();
+        assert_eq!(keys.len(), 9);
+
+        let first = ledger.checkpoint(true).await.unwrap();
+        assert_eq!(first.size, 5);
+        ledger.verifier_key().open_checkpoint(&first.note).unwrap();
+        let good = crate::witness::verify_cosignatures(&first.note, &keys).unwrap();
+        assert_eq!(good.len(), 8, "{}", first.note);
+        assert!(good.iter().all(|c| c.witness != keys[8].to_string()));
+
+        // The ledger goes on; the next checkpoint is cosigned with consistency proofs from size 5, and
+        // the forked witness refuses again.
+        apply(
+            &ledger,
+            vec![message(6, "e6", vec![6]), message(7, "e7", vec![7])],
+        )
+        .await
+        .unwrap();
+        let second = ledger.checkpoint(true).await.unwrap();
+        assert_eq!(second.size, 7);
+        assert_eq!(
+            crate::witness::verify_cosignatures(&second.note, &keys)
+                .unwrap()
+                .len(),
+            8
+        );
+        // The stored note is the cosigned one.
+        assert_eq!(
+            ledger.inner.store.checkpoint(7).unwrap().unwrap().note,
+            second.note
+        );
     }
 
     /// Five ordinary leaves.

@@ -31,9 +31,9 @@ mod ledger;
 pub mod online;
 pub mod store;
 
-pub use hazchem_verify::{bundle, merkle, note, verify};
+pub use hazchem_verify::{bundle, merkle, note, verify, witness};
 
-pub use config::{LedgerConfig, StartupCheck};
+pub use config::{LedgerConfig, StartupCheck, WitnessConfig};
 pub use error::{Error, Result};
 pub use grpc::{AuditServer, run_service, status};
 pub use ledger::{InclusionProof, Ledger, SERVICE_NAME, checkpoint_event, checkpoint_event_id};

@@ -14,6 +14,8 @@
 //! signing-keys.toml               department code -> base64 public origin-signing key
 //! ledger.sign.key                 the ledger's checkpoint signing key (PKCS#8 PEM)
 //! ledger.pub                      its public key (SPKI PEM): what auditors get
+//! witnesses/<code>.key            each department's witness cosigning key (Ed25519, PKCS#8 PEM)
+//! witnesses.keys                  the nine witnesses' verifier keys, `<name>+<key id>+<base64(0x04‖key)>`
 //! ```
 //!
 //! Private keys (`*.key`) are created with mode 0600. TLS keys are ECDSA P-256 (PKCS#8 PEM).
@@ -68,6 +70,8 @@ services/<name>.pem, .key       service client certificates (URI SAN hazchem://s
 auditor.pem, auditor.key        auditor client certificate (URI SAN hazchem://auditor/dev-auditor)
 signing-keys.toml               registered origin-signing public keys (department code = base64)
 ledger.sign.key, ledger.pub     ledger checkpoint signing key and its public key (SPKI PEM)
+witnesses/<code>.key            department witness cosigning keys (Ed25519, PKCS#8 PEM)
+witnesses.keys                  the witnesses' verifier keys (C2SP cosignature/v1), one per line
 
 Private keys (*.key) are mode 0600. Delete a file and run the generator again to re-issue it;
 delete ca.key to start a new CA (all certificates are then re-issued).
@@ -210,6 +214,44 @@ impl DevPki {
         KeyRegistry::load(&self.key_registry_path())
     }
 
+    /// `witnesses/<code>.key`: the department's witness cosigning key.
+    pub fn witness_signing_key_path(&self, department: Department) -> PathBuf {
+        self.dir
+            .join("witnesses")
+            .join(format!("{}.key", department.code()))
+    }
+
+    /// `witnesses.keys`: the development witnesses' verifier keys, one per line.
+    pub fn witness_keys_path(&self) -> PathBuf {
+        self.dir.join("witnesses.keys")
+    }
+
+    /// The name the department's development witness cosigns under: `hazchem.example/witness/<code>`.
+    pub fn witness_name(department: Department) -> String {
+        format!("hazchem.example/witness/{}", department.code())
+    }
+
+    /// The department's witness cosigner.
+    pub fn witness_cosigner(
+        &self,
+        department: Department,
+    ) -> Result<hazchem_verify::witness::Cosigner, PkiError> {
+        let key = SigningKey::load(&self.witness_signing_key_path(department))?;
+        let name = Self::witness_name(department);
+        hazchem_verify::witness::Cosigner::new(&name, key).map_err(|e| PkiError::Inconsistent {
+            path: self.witness_signing_key_path(department),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The development witnesses' verifier keys, as `witnesses.keys` lists them.
+    pub fn witness_keys(&self) -> Result<Vec<hazchem_verify::WitnessKey>, PkiError> {
+        Department::ALL
+            .iter()
+            .map(|&d| self.witness_cosigner(d).map(|c| c.witness_key()))
+            .collect()
+    }
+
     /// The ledger's checkpoint signing key.
     pub fn ledger_signing_key(&self) -> Result<SigningKey, PkiError> {
         SigningKey::load(&self.ledger_signing_key_path())
@@ -300,6 +342,34 @@ impl Builder {
             &ledger_public.to_pem(),
             |text| PublicKey::parse(text).is_ok_and(|k| k == ledger_public),
             "it is not the public half of ledger.sign.key",
+        )?;
+
+        let mut witness_keys = String::from(
+            "# The development witnesses' cosignature/v1 verifier keys: <name>+<key id>+<base64(0x04 || key)>\n",
+        );
+        let mut expected = Vec::new();
+        for department in Department::ALL {
+            let key = self.ensure_signing_key(&self.pki.witness_signing_key_path(department))?;
+            let public = hazchem_verify::PublicKey::from_bytes(key.public_key().as_bytes())
+                .map_err(|e| PkiError::Inconsistent {
+                    path: self.pki.witness_signing_key_path(department),
+                    reason: e.to_string(),
+                })?;
+            let witness =
+                hazchem_verify::WitnessKey::new(&DevPki::witness_name(department), public)
+                    .map_err(|e| PkiError::Inconsistent {
+                        path: self.pki.witness_signing_key_path(department),
+                        reason: e.to_string(),
+                    })?;
+            witness_keys.push_str(&witness.to_vkey());
+            witness_keys.push('\n');
+            expected.push(witness);
+        }
+        self.ensure_derived(
+            &self.pki.witness_keys_path(),
+            &witness_keys,
+            |text| hazchem_verify::WitnessKey::parse_list(text).is_ok_and(|k| k == expected),
+            "it does not list the public halves of the witnesses' keys",
         )?;
 
         Ok(self.pki)

@@ -16,6 +16,8 @@
 //! - [`verify`]: the [`Verifier`] over a checkpoint and records in leaf order, which names the first index
 //!   where anything disagrees, and [`verify::locate_divergence`], which finds an altered leaf with
 //!   `O(log n)` consistency proofs from any source (an async closure; no runtime is assumed).
+//! - [`witness`]: C2SP cosignature/v1 cosignatures, witness keys, and the [`Witness`] that cosigns a
+//!   checkpoint only if it is consistent with the last one it cosigned.
 //! - [`bundle`]: the offline bundle format behind `hazchem audit export` and `hazchem audit verify
 //!   --bundle`.
 //!
@@ -27,6 +29,7 @@ pub mod key;
 pub mod merkle;
 pub mod note;
 pub mod verify;
+pub mod witness;
 
 /// The Ed25519 implementation the keys are made of, so a tool can build a [`NoteSigner`] from an
 /// `ed25519_dalek::SigningKey` of the same version.
@@ -37,3 +40,4 @@ pub use key::PublicKey;
 pub use merkle::Hash;
 pub use note::{Checkpoint, DEFAULT_ORIGIN, NoteSigner, VerifierKey};
 pub use verify::{Verified, Verifier, VerifyFailure};
+pub use witness::{Cosigner, Witness, WitnessKey, verify_cosignatures};

@@ -178,7 +178,7 @@ pub fn key_id(name: &str, key: &PublicKey) -> [u8; 4] {
     [digest[0], digest[1], digest[2], digest[3]]
 }
 
-fn check_key_name(name: &str) -> Result<(), NoteError> {
+pub(crate) fn check_key_name(name: &str) -> Result<(), NoteError> {
     if name.is_empty()
         || name
             .chars()
@@ -264,14 +264,14 @@ pub struct VerifierKey {
 }
 
 /// One signature line of a note.
-struct SignatureLine<'a> {
-    name: &'a str,
-    id: [u8; 4],
-    signature: Vec<u8>,
+pub(crate) struct SignatureLine<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) id: [u8; 4],
+    pub(crate) signature: Vec<u8>,
 }
 
 /// Splits a signed note into its text and its signature lines.
-fn split_note(note: &str) -> Result<(&str, Vec<SignatureLine<'_>>), NoteError> {
+pub(crate) fn split_note(note: &str) -> Result<(&str, Vec<SignatureLine<'_>>), NoteError> {
     if let Some(c) = note.chars().find(|&c| c.is_control() && c != '\n') {
         return Err(NoteError::Malformed(format!(
             "it contains the control character U+{:04X}",

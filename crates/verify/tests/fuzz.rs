@@ -1,7 +1,8 @@
 //! Property-based fuzzing of everything the verifier reads from outside: the note parser (signed
 //! checkpoints and verifier keys), the proof checkers and the bundle's record lines. Nothing panics on any
 //! input, and nothing but the genuine article is accepted: a checkpoint note verifies only as signed, and
-//! an inclusion or consistency proof only as generated.
+//! an inclusion or consistency proof only as generated, a witness's cosignature only for the text and time
+//! it signed.
 //!
 //! The test suite runs a short campaign; a long one is
 //! `PROPTEST_CASES=200000 cargo test --release -p hazchem-verify --test fuzz` (docs/LEDGER.md).
@@ -9,12 +10,21 @@
 use hazchem_verify::bundle::BundleRecord;
 use hazchem_verify::merkle::{self, Hash, MemoryTree};
 use hazchem_verify::note::{Checkpoint, NoteSigner, VerifierKey, unverified_checkpoint};
+use hazchem_verify::witness::{Cosigner, WitnessKey, add_cosignatures, verify_cosignatures};
 use proptest::prelude::*;
 
 const ORIGIN: &str = "hazchem.example/ledger";
 
 fn signer() -> NoteSigner {
     NoteSigner::new(ORIGIN, ed25519_dalek::SigningKey::from_bytes(&[7u8; 32])).unwrap()
+}
+
+fn cosigner() -> Cosigner {
+    Cosigner::new(
+        "hazchem.example/witness/w1",
+        ed25519_dalek::SigningKey::from_bytes(&[8u8; 32]),
+    )
+    .unwrap()
 }
 
 fn tree(n: u64) -> MemoryTree {
@@ -66,6 +76,36 @@ proptest! {
             let _ = unverified_checkpoint(input);
             let _ = VerifierKey::parse(input);
             let _ = BundleRecord::from_line(input);
+            let _ = WitnessKey::parse(input);
+            let _ = WitnessKey::parse_list(input);
+            let _ = verify_cosignatures(input, &[cosigner().witness_key()]);
+        }
+    }
+
+    /// A cosigned note counts its witness's cosignature; an edit of it counts it only if the note's text
+    /// and the cosignature's time are intact.
+    #[test]
+    fn an_edited_cosignature_never_counts_for_another_text_or_time(
+        size in 0u64..1000,
+        time in any::<u64>(),
+        edits in proptest::collection::vec((any::<u8>(), any::<usize>(), any::<u8>()), 1..4),
+    ) {
+        let checkpoint = Checkpoint { origin: ORIGIN.into(), size, root: merkle::leaf_hash(&size.to_be_bytes()) };
+        let witness = cosigner();
+        let keys = [witness.witness_key()];
+        let note = add_cosignatures(&signer().sign_checkpoint(&checkpoint), &[witness.cosign(&checkpoint.body(), time)]);
+        let good = verify_cosignatures(&note, &keys).unwrap();
+        prop_assert_eq!(good.len(), 1);
+        prop_assert_eq!(good[0].time, time);
+        let mut edited = note.clone();
+        for (kind, at, byte) in edits {
+            edited = mutate(&edited, kind, at, byte);
+        }
+        if let Ok(good) = verify_cosignatures(&edited, &keys)
+            && let Some(c) = good.first()
+        {
+            prop_assert_eq!(c.time, time, "an edited cosignature counted at another time: {:?}", edited);
+            prop_assert_eq!(unverified_checkpoint(&edited).ok(), Some(checkpoint), "{:?}", edited);
         }
     }
 

@@ -14,6 +14,7 @@ use hazchem_ledger::bundle::{self, BundleRecord, BundleWriter};
 use hazchem_ledger::merkle::{self, MemoryTree};
 use hazchem_ledger::note::{Checkpoint, VerifierKey};
 use hazchem_ledger::online::{self, consistency, get_checkpoint, replay_all};
+use hazchem_ledger::witness::{WitnessKey, require_cosignatures};
 use hazchem_proto::v1;
 use hazchem_proto::v1::audit_service_client::AuditServiceClient;
 use prost::Message;
@@ -204,6 +205,14 @@ pub struct VerifyArgs {
     /// --since-checkpoint).
     #[arg(long)]
     pub save_checkpoint: Option<PathBuf>,
+    /// Also require good C2SP cosignatures by at least K of the known witnesses (--witness-keys) on the
+    /// checkpoint: a checkpoint fewer witnesses vouch for (a log that showed you a fork) is refused.
+    #[arg(long, value_name = "K")]
+    pub witnesses: Option<usize>,
+    /// The known witnesses' keys, one per line, `<name>+<key id hex>+<base64(0x04 || key)>` (`#` comments
+    /// and blank lines allowed; default: the development PKI's witnesses.keys under --data-dir).
+    #[arg(long, value_name = "FILE", requires = "witnesses")]
+    pub witness_keys: Option<PathBuf>,
 }
 
 /// `hazchem audit prove`.
@@ -351,6 +360,25 @@ async fn checkpoint(args: CheckpointArgs) -> Result<()> {
 
 async fn verify_command(args: VerifyArgs) -> Result<()> {
     let key = args.ledger.key(&args.trusted)?;
+    let witnesses = match args.witnesses {
+        None => None,
+        Some(required) => {
+            let path = args.witness_keys.clone().unwrap_or_else(|| {
+                args.ledger
+                    .connection
+                    .data_dir
+                    .join("pki")
+                    .join("witnesses.keys")
+            });
+            let keys = WitnessKey::load_list(&path).with_context(|| {
+                format!(
+                    "reading the witnesses' keys {} (give them with --witness-keys)",
+                    path.display()
+                )
+            })?;
+            Some((required, keys))
+        }
+    };
     let since = args
         .since_checkpoint
         .as_deref()
@@ -394,6 +422,23 @@ async fn verify_command(args: VerifyArgs) -> Result<()> {
     match result {
         Ok(verified) => {
             println!("{verified}");
+            if let Some((required, keys)) = &witnesses {
+                match require_cosignatures(&note, keys, *required) {
+                    Ok(good) => println!(
+                        "cosigned by {} of the {} known witnesses ({required} required): {}",
+                        good.len(),
+                        keys.len(),
+                        good.iter()
+                            .map(|c| c.witness.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    Err(too_few) => {
+                        println!("FAILED: {too_few}");
+                        bail!("verification failed: {too_few}");
+                    }
+                }
+            }
             if let Some(path) = &args.save_checkpoint {
                 std::fs::write(path, &note)
                     .with_context(|| format!("writing {}", path.display()))?;

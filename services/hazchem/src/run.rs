@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use hazchem_bus::Bus;
+use hazchem_domain::Department;
 use hazchem_gateway::{Gateway, GatewayConfig, Metrics, Publisher};
 use hazchem_kit::{EventSink, ServerTlsFiles};
 use hazchem_ledger::{Ledger, LedgerConfig};
@@ -168,6 +169,18 @@ fn dev_config(args: &DevArgs, pki: &DevPki) -> Result<Config> {
                     store: state,
                     tls,
                     signing_key: Some(pki.ledger_signing_key_path()),
+                    // One witness per department, in process, its state under <data-dir>/witnesses.
+                    witnesses: Department::ALL
+                        .iter()
+                        .map(|&d| hazchem_ledger::WitnessConfig {
+                            name: DevPki::witness_name(d),
+                            signing_key: pki.witness_signing_key_path(d),
+                            state: args
+                                .data_dir
+                                .join("witnesses")
+                                .join(format!("{}.json", d.code())),
+                        })
+                        .collect(),
                     ..LedgerConfig::default()
                 };
             }
@@ -520,6 +533,8 @@ fn print_dev_banner(args: &DevArgs, running: &Running) {
          \n    {exe} publish --as emergency --sign{endpoint}{dir} tests/fixtures/events/licence_issued.json\
          \n  verify the whole record against the ledger's signed checkpoint, trusting only its public key:\
          \n    {exe} audit verify{ledger}{dir}\
+         \n  and require that the nine departments' witnesses cosigned that checkpoint (a log showing you a fork cannot get them):\
+         \n    {exe} audit verify --witnesses 9{ledger}{dir}\
          \n  prove that one event is in the record, or export an offline bundle and check it:\
          \n    {exe} audit prove <event-id>{ledger}{dir}\
          \n    {exe} audit export --out audit-bundle{ledger}{dir}\

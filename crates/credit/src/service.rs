@@ -450,7 +450,7 @@ impl hazchem_kit::Projection for Follower {
 
     /// The store keeps the id of the message at its position.
     fn matches(&self, message: &Message) -> Result<bool> {
-        let anchor = self.credit.inner.store.load()?.anchor;
+        let anchor = self.credit.inner.store.anchor()?;
         Ok(anchor.is_some_and(|a| a == message.id()))
     }
 

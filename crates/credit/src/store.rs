@@ -81,6 +81,14 @@ impl CreditStore {
         &self.dir
     }
 
+    /// The event id of the message at the stored position, if any.
+    pub fn anchor(&self) -> Result<Option<String>> {
+        Ok(self
+            .db
+            .get(META_ANCHOR)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
     /// Everything stored, facts in stream order.
     pub fn load(&self) -> Result<Stored> {
         let position = match self.db.get(META_POSITION)? {
@@ -92,10 +100,7 @@ impl CreditStore {
             ),
             None => 0,
         };
-        let anchor = self
-            .db
-            .get(META_ANCHOR)?
-            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        let anchor = self.anchor()?;
         let mut facts = Vec::new();
         for item in self.db.scan_prefix([FACT_PREFIX]) {
             let (key, value) = item?;

@@ -10,7 +10,7 @@
 //! - `cursors`: cursor name → big-endian sequence.
 //!
 //! Writes are serialised by one mutex that assigns sequences and stored times. Durability uses
-//! group commit: after its write a publisher waits for a `flush_async` that covers it; one
+//! group commit: after its write a publisher waits for a flush ([`crate::flush_sled`]) that covers it; one
 //! publisher at a time leads a flush, covering every write made before it started, so a crowd of
 //! concurrent publishers shares a few fsyncs. Each write runs in its own spawned task, so a
 //! publisher that gives up waiting never leaves a write half done.
@@ -497,7 +497,7 @@ impl Shared {
             let writer = self.lock_writer()?;
             (writer.ticket, writer.last_seq)
         };
-        if let Err(err) = self.db.flush_async().await {
+        if let Err(err) = crate::flush_sled(&self.db).await {
             let reason = err.to_string();
             let _ = self.poisoned.set(reason.clone());
             tracing::error!(dir = %self.dir.display(), error = %reason, "embedded bus flush failed; refusing further writes");

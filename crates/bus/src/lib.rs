@@ -37,7 +37,7 @@
 //!   publisher token): the same id from another publisher is another event, so no principal can
 //!   occupy, or learn about, an id of another's.
 //! - An [`Ack`] means durable:
-//!   - embedded: after sled has flushed (`flush_async`), shared by concurrent publishers (group
+//!   - embedded: after sled has flushed ([`flush_sled`]), shared by concurrent publishers (group
 //!     commit); readers see only flushed messages, so nothing they saw can vanish in a crash;
 //!   - JetStream: after the server's PubAck, i.e. stored by the stream (on a quorum of replicas
 //!     in a cluster). When it reaches the disk is the server's `jetstream { sync_interval }`:
@@ -320,6 +320,23 @@ pub fn open_sled(dir: &std::path::Path) -> sled::Result<sled::Db> {
             }
             opened => return opened,
         }
+    }
+}
+
+/// Makes everything written to `db` so far durable: the one way every Hazchem store flushes sled.
+///
+/// sled's own `flush_async` (0.34.7, its latest release) can lose its wake-up when several databases
+/// in one process flush at the same time (sled issues 1241 and 1308): the future never completes and
+/// the flushing service hangs. sled's blocking `flush` has no such fault, so it runs here on tokio's
+/// blocking pool; concurrent calls each return once everything written before them is on disk.
+pub async fn flush_sled(db: &sled::Db) -> sled::Result<()> {
+    let db = db.clone();
+    match tokio::task::spawn_blocking(move || db.flush()).await {
+        Ok(flushed) => flushed.map(drop),
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(join) => Err(sled::Error::Io(std::io::Error::other(format!(
+            "the flush was cancelled: {join}"
+        )))),
     }
 }
 

@@ -136,7 +136,7 @@ impl CreditStore {
         batch.insert(META_POSITION, &position.to_be_bytes());
         batch.insert(META_ANCHOR, anchor.as_bytes());
         self.db.apply_batch(batch)?;
-        self.db.flush_async().await?;
+        hazchem_bus::flush_sled(&self.db).await?;
         Ok(())
     }
 

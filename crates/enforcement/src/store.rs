@@ -155,7 +155,7 @@ impl Store {
 
     /// Waits until everything written is on disk.
     pub async fn flush(&self) -> Result<()> {
-        self.db.flush_async().await?;
+        hazchem_bus::flush_sled(&self.db).await?;
         Ok(())
     }
 

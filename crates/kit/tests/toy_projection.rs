@@ -63,7 +63,7 @@ impl Projection for Counter {
 
     async fn reset(&self) -> Result<(), sled::Error> {
         self.db.clear()?;
-        self.db.flush_async().await?;
+        hazchem_bus::flush_sled(&self.db).await?;
         self.position.store(0, Ordering::Release);
         Ok(())
     }
@@ -86,7 +86,7 @@ impl Projection for Counter {
         p.extend_from_slice(last.subject.as_bytes());
         write.insert("p", p);
         self.db.apply_batch(write)?;
-        self.db.flush_async().await?;
+        hazchem_bus::flush_sled(&self.db).await?;
         self.position.store(last.sequence, Ordering::Release);
         Ok(())
     }

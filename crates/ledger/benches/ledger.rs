@@ -10,7 +10,7 @@
 //! release profile, one run each.
 //!
 //! - **append (store)**: `LedgerStore::append` of batches of B records (leaf bytes, perfect-subtree hashes,
-//!   id entry, cursor in one sled batch) followed by `flush_async` per batch: durable events/s.
+//!   id entry, cursor in one sled batch) followed by a flush per batch: durable events/s.
 //! - **ingest (end to end)**: the ledger consuming a pre-filled embedded bus from sequence 1 (bus read,
 //!   duplicate-id check, checkpoint detection, append, flush per batch of up to `max_batch`), until its
 //!   durable size reaches the stream's.

@@ -5,7 +5,7 @@
 //!
 //! The ledger reads the whole stream (`Filter::all()`) from its own cursor (`next_sequence`, kept in the
 //! store), in order. Messages are taken in small batches (whatever is available, up to
-//! [`LedgerConfig::max_batch`]); each batch is one atomic sled batch followed by `flush_async`, and only
+//! [`LedgerConfig::max_batch`]); each batch is one atomic sled batch followed by a flush (`hazchem_bus::flush_sled`), and only
 //! then are the messages consumed: proofs and checkpoints see them, and the cursor moves. A crash anywhere
 //! loses at most a batch that was never consumed, which is read again on restart, so every message becomes
 //! exactly one leaf. Leaf index = sequence − 1 always: a sequence missing from the stream stops the ledger

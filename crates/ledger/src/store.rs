@@ -282,7 +282,7 @@ impl LedgerStore {
 
     /// Makes everything written so far durable.
     pub async fn flush(&self) -> Result<()> {
-        self.db.flush_async().await?;
+        hazchem_bus::flush_sled(&self.db).await?;
         Ok(())
     }
 

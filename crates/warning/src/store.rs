@@ -122,7 +122,7 @@ impl Store {
         applied.extend_from_slice(d.anchor.as_bytes());
         batch.insert(APPLIED, applied);
         self.db.apply_batch(batch)?;
-        self.db.flush_async().await?;
+        hazchem_bus::flush_sled(&self.db).await?;
         Ok(())
     }
 

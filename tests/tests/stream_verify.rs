@@ -247,3 +247,180 @@ async fn fill_again_without(
     assert_eq!(bus.last_sequence().await.unwrap(), last - 1);
     bus
 }
+
+/// Each projection (ledger, credit, enforcement, warning) given the ledger's key checks the stream against
+/// the latest checkpoint signed into it before folding anything: it follows the honest stream, and
+/// refuses, with an error saying so, a stream in which one byte of a logged record was flipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_projection_refuses_a_stream_that_disagrees_with_a_signed_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bus");
+    let key_file = dir.path().join("ledger.key");
+    SigningKey::generate().save(&key_file).unwrap();
+    let s = NoteSigner::new(ORIGIN, SigningKey::load(&key_file).unwrap()).unwrap();
+    let key = s.verifier();
+    {
+        let bus = Bus::embedded(&path).await.unwrap();
+        fill(&bus, &s).await;
+        for (name, outcome) in follow_each(&bus, &key, &key_file, &dir.path().join("honest")).await
+        {
+            assert_eq!(outcome, None, "{name} follows the honest stream");
+        }
+    }
+    // One byte of leaf 9's record flipped, under the checkpoint.
+    {
+        let db = hazchem_bus::open_sled(&path).unwrap();
+        let log = db.open_tree("log").unwrap();
+        let at = 10u64.to_be_bytes();
+        let mut value = log.get(at).unwrap().unwrap().to_vec();
+        let last = value.len() - 1;
+        value[last] ^= 0x01;
+        log.insert(at, value).unwrap();
+        log.flush().unwrap();
+    }
+    let bus = Bus::embedded(&path).await.unwrap();
+    for (name, outcome) in follow_each(&bus, &key, &key_file, &dir.path().join("tampered")).await {
+        let error = outcome.unwrap_or_else(|| panic!("{name} followed a tampered stream"));
+        assert!(
+            error.contains("disagrees with the ledger's signed checkpoint"),
+            "{name}: {error}"
+        );
+    }
+}
+
+/// Starts each projection with fresh stores under `state` on `bus`, checking against `key`: `None` if it
+/// is still following once it has caught up, else why it stopped.
+async fn follow_each(
+    bus: &Bus,
+    key: &VerifierKey,
+    ledger_key: &std::path::Path,
+    state: &std::path::Path,
+) -> Vec<(&'static str, Option<String>)> {
+    use std::time::Duration;
+    let admission = hazchem_admission::Admission::new(
+        hazchem_admission::Policy::default_policy(),
+        hazchem_pki::KeyRegistry::new(),
+        hazchem_admission::Limits::default(),
+    );
+    let publisher = hazchem_gateway::Publisher::new(
+        bus.clone(),
+        admission,
+        hazchem_gateway::Metrics::unregistered(),
+    );
+    let sink = |name: &str| {
+        hazchem_kit::EventSink::new(
+            publisher.clone(),
+            hazchem_pki::Principal::service(name).unwrap(),
+        )
+    };
+    let last = bus.last_sequence().await.unwrap();
+    let policy = hazchem_admission::Policy::default_policy;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let key = Some(key.clone());
+    // Each run ends with an error, or without one at the shutdown (it was still following).
+    let ends = |run: futures::future::BoxFuture<'static, Result<(), String>>| {
+        tokio::spawn(async move { run.await.err() })
+    };
+
+    let ledger = hazchem_ledger::Ledger::open(
+        &hazchem_ledger::LedgerConfig {
+            store: state.join("ledger"),
+            ..hazchem_ledger::LedgerConfig::default()
+        },
+        SigningKey::load(ledger_key).unwrap(),
+        policy(),
+    )
+    .unwrap();
+    let credit = hazchem_credit::Credit::open(
+        &hazchem_credit::CreditConfig {
+            state: state.join("credit"),
+            ..hazchem_credit::CreditConfig::default()
+        },
+        policy(),
+    )
+    .unwrap()
+    .with_checkpoints(key.clone());
+    let enforcement = hazchem_enforcement::Enforcement::from_config(
+        &hazchem_enforcement::EnforcementConfig {
+            store: state.join("enforcement"),
+            ..hazchem_enforcement::EnforcementConfig::default()
+        },
+        bus.clone(),
+        sink("enforcement"),
+    )
+    .await
+    .unwrap()
+    .with_checkpoints(key.clone());
+    let warnings = hazchem_warning::Warnings::from_config(
+        &hazchem_warning::WarningConfig {
+            store: state.join("warning"),
+            ..hazchem_warning::WarningConfig::default()
+        },
+        policy(),
+        bus.clone(),
+        sink("warning"),
+    )
+    .unwrap()
+    .with_checkpoints(key);
+
+    let runs = [
+        ("ledger", {
+            let (ledger, bus, stop) = (ledger.clone(), bus.clone(), shutdown.clone());
+            ends(Box::pin(async move {
+                ledger.run(bus, None, stop).await.map_err(|e| e.to_string())
+            }))
+        }),
+        ("credit", {
+            let (credit, bus, sink, stop) = (
+                credit.clone(),
+                bus.clone(),
+                sink("credit"),
+                shutdown.clone(),
+            );
+            ends(Box::pin(async move {
+                credit.run(bus, sink, stop).await.map_err(|e| e.to_string())
+            }))
+        }),
+        ("enforcement", {
+            let (enforcement, stop) = (enforcement.clone(), shutdown.clone());
+            ends(Box::pin(async move {
+                enforcement.run(stop).await.map_err(|e| e.to_string())
+            }))
+        }),
+        ("warning", {
+            let (warnings, stop) = (warnings.clone(), shutdown.clone());
+            ends(Box::pin(async move {
+                warnings.run(stop).await.map_err(|e| e.to_string())
+            }))
+        }),
+    ];
+    // Caught up, or stopped: every position reaches the stream's end, or a run ends first.
+    let caught_up = async {
+        while !(ledger.size() >= last
+            && credit.position() >= last
+            && enforcement.applied() >= last
+            && warnings.applied() >= last)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let all_ended = futures::future::join_all(runs.iter().map(|(_, run)| async {
+        while !run.is_finished() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }));
+    tokio::time::timeout(Duration::from_secs(30), async {
+        tokio::select! {
+            () = caught_up => {}
+            _ = all_ended => {}
+        }
+    })
+    .await
+    .expect("each projection catches up or stops");
+    shutdown.cancel();
+    let mut outcomes = Vec::new();
+    for (name, run) in runs {
+        outcomes.push((name, run.await.unwrap()));
+    }
+    outcomes
+}

@@ -69,6 +69,8 @@ pub struct Credit {
     /// When term ends are due, and "now" for queries that name no instant. Clones carry it, so set it
     /// ([`Credit::with_clock`]) before cloning.
     clock: SharedClock,
+    /// The ledger's key, to check the stream against its checkpoints at start.
+    checkpoints: Option<hazchem_kit::VerifierKey>,
 }
 
 #[derive(Debug)]
@@ -151,6 +153,7 @@ impl Credit {
                 next_expiry,
             }),
             clock: SystemClock::shared(),
+            checkpoints: None,
         })
     }
 
@@ -159,6 +162,14 @@ impl Credit {
     #[must_use]
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Checks the stream against the ledger's signed checkpoints before folding it (the ledger's key;
+    /// see [`hazchem_kit::FollowOptions::checkpoints`]). Set it before cloning.
+    #[must_use]
+    pub fn with_checkpoints(mut self, key: Option<hazchem_kit::VerifierKey>) -> Self {
+        self.checkpoints = key;
         self
     }
 
@@ -285,6 +296,7 @@ impl Credit {
         };
         let options = FollowOptions {
             max_batch: MAX_BATCH,
+            checkpoints: self.checkpoints.clone(),
             ..FollowOptions::default()
         };
         let result =
@@ -481,33 +493,15 @@ async fn publish_until_done(
     what: &str,
     shutdown: &CancellationToken,
 ) -> bool {
-    let mut delay = Duration::from_millis(100);
-    loop {
-        match sink.publish(event).await {
-            Ok(_) => return true,
-            Err(PublishError::IdReused(status)) => {
-                tracing::error!(
-                    %what,
-                    %status,
-                    "this service already published other content under this id: the record keeps the \
-                     earlier event; investigate (a changed configuration, or a store rebuilt from another stream)"
-                );
-                return true;
-            }
-            Err(PublishError::Retry(status)) => {
-                tracing::warn!(%what, %status, "the bus did not take it; retrying");
-            }
-            Err(PublishError::Refused(status)) => {
-                // Refused by admission (a policy without `warning_raised` for `credit`): not retriable.
-                tracing::error!(%what, %status, "refused by the gateway's admission; not published");
-                return true;
-            }
+    match sink.publish_retrying(event, shutdown).await {
+        None => false,
+        // Another event under its id: the sink raised the alarm; the record keeps the earlier event.
+        Some(Ok(_) | Err(PublishError::IdReused(_))) => true,
+        Some(Err(error)) => {
+            // Refused by admission (a policy without `warning_raised` for `credit`): not retriable.
+            tracing::error!(%what, %error, "refused by the gateway's admission; not published");
+            true
         }
-        tokio::select! {
-            () = shutdown.cancelled() => return false,
-            () = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 

@@ -84,6 +84,8 @@ pub struct Enforcement {
     /// "Now" for commands, deadlines and escalations. Clones carry it, so set it
     /// ([`Enforcement::with_clock`]) before cloning.
     clock: SharedClock,
+    /// The ledger's key, to check the stream against its checkpoints at start.
+    checkpoints: Option<hazchem_kit::VerifierKey>,
 }
 
 #[derive(Debug)]
@@ -168,6 +170,7 @@ impl Enforcement {
                 sink,
             }),
             clock: SystemClock::shared(),
+            checkpoints: None,
         })
     }
 
@@ -176,6 +179,14 @@ impl Enforcement {
     #[must_use]
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Checks the stream against the ledger's signed checkpoints before folding it (the ledger's key;
+    /// see [`hazchem_kit::FollowOptions::checkpoints`]). Set it before cloning.
+    #[must_use]
+    pub fn with_checkpoints(mut self, key: Option<hazchem_kit::VerifierKey>) -> Self {
+        self.checkpoints = key;
         self
     }
 
@@ -202,6 +213,7 @@ impl Enforcement {
         let escalations = tokio::spawn(self.clone().escalation_loop(tasks.clone()));
         let options = hazchem_kit::FollowOptions {
             max_batch: self.inner.config.max_batch,
+            checkpoints: self.checkpoints.clone(),
             ..hazchem_kit::FollowOptions::default()
         };
         let result = hazchem_kit::follow(
@@ -375,7 +387,8 @@ impl Enforcement {
         for (event, id, basis) in due {
             match self.publish(&event, &id, &basis).await {
                 Ok(_) => raised += 1,
-                // Raised already (another instance, or an earlier attempt with other words).
+                // The record holds another escalation under this id: the sink raised the alarm, and
+                // publishing it again would get the same answer.
                 Err(Error::Publish(hazchem_kit::PublishError::IdReused(_))) => {}
                 Err(error) => {
                     tracing::error!(task_id = %event.task_id, %error, "raising an escalation failed; retrying at the next check");

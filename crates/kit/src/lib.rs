@@ -14,11 +14,14 @@
 //!   service depends on the gateway.
 //! - [`guard`]: [`EventGuard`], a service that must approve events of some types before they are
 //!   appended (the credit service guards credit decisions).
+//! - [`checkpoint`]: the stream checked against the ledger's signed checkpoints
+//!   ([`checkpoint::verify_stream`]), which `follow` runs at start when given the ledger's key.
 //! - [`clock`]: [`Clock`], injected wherever a rule depends on the time, so that tests move time.
 //!
 //! Architecture invariant: every derived service is a projection built with this kit: one follow loop,
 //! one store check, one way to serve.
 
+pub mod checkpoint;
 pub mod clock;
 mod error;
 pub mod guard;
@@ -31,6 +34,7 @@ pub mod sink;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{ConfigError, ServeError};
 pub use guard::EventGuard;
+pub use hazchem_verify::note::VerifierKey;
 pub use metrics::{GrpcMetrics, ProjectionMetrics};
 pub use projection::{FollowError, FollowOptions, OnMismatch, Progress, Projection, follow};
 pub use serve::{ServerTlsFiles, run_together, seconds, serve_grpc};

@@ -3,7 +3,10 @@
 //! - every projection, labelled by its name: position, lag behind the stream, apply latency, messages
 //!   applied, errors by reason ([`ProjectionMetrics`]);
 //! - every gRPC call to every server (queries, commands, publishes), labelled by server, method and
-//!   status code: count and latency ([`GrpcMetrics`], recorded by [`crate::serve_grpc`]).
+//!   status code: count and latency ([`GrpcMetrics`], recorded by [`crate::serve_grpc`]);
+//! - every event a service publishes of its own, labelled by service and outcome ([`SinkMetrics`],
+//!   recorded by [`crate::EventSink`]); `id_reused` is an alarm: the record holds other content under
+//!   an id the service derived.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -34,6 +37,7 @@ pub struct ProjectionMetrics {
     applied: Family<ProjectionLabel, Counter>,
     apply_seconds: Family<ProjectionLabel, Histogram>,
     errors: Family<ErrorLabels, Counter>,
+    following: Family<ProjectionLabel, Gauge>,
 }
 
 impl Default for ProjectionMetrics {
@@ -47,17 +51,20 @@ impl Default for ProjectionMetrics {
                 Histogram::new(exponential_buckets(0.00005, 2.0, 16))
             }),
             errors: Family::default(),
+            following: Family::default(),
         }
     }
 }
 
 static PROJECTIONS: LazyLock<ProjectionMetrics> = LazyLock::new(ProjectionMetrics::default);
 static GRPC: LazyLock<GrpcMetrics> = LazyLock::new(GrpcMetrics::default);
+static SINK: LazyLock<SinkMetrics> = LazyLock::new(SinkMetrics::default);
 
-/// Registers the process's projection and gRPC metrics in `registry` (once per registry).
+/// Registers the process's projection, gRPC and sink metrics in `registry` (once per registry).
 pub fn register(registry: &mut Registry) {
     PROJECTIONS.register(registry);
     GRPC.register(registry);
+    SINK.register(registry);
 }
 
 impl ProjectionMetrics {
@@ -99,6 +106,11 @@ impl ProjectionMetrics {
             "Errors following the stream, by reason",
             metrics.errors.clone(),
         );
+        registry.register(
+            "following",
+            "1 while the projection follows the stream, 0 once it has stopped",
+            metrics.following.clone(),
+        );
     }
 
     fn label(name: &str) -> ProjectionLabel {
@@ -116,6 +128,12 @@ impl ProjectionMetrics {
         self.apply_seconds
             .get_or_create(&label)
             .observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn following(&self, name: &str, following: bool) {
+        self.following
+            .get_or_create(&Self::label(name))
+            .set(i64::from(following));
     }
 
     pub(crate) fn lag(&self, name: &str, lag: u64) {
@@ -201,5 +219,53 @@ impl GrpcMetrics {
                 method: method.to_owned(),
             })
             .observe(took.as_secs_f64());
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabels {
+    service: String,
+    outcome: String,
+}
+
+/// What became of the events services published of their own, by service and outcome (`stored`,
+/// `duplicate`, `refused`, `id_reused`, `retry`).
+#[derive(Clone, Debug, Default)]
+pub struct SinkMetrics {
+    published: Family<SinkLabels, Counter>,
+}
+
+impl SinkMetrics {
+    /// The process's sink metrics (what [`register`] exports).
+    pub fn global() -> Self {
+        SINK.clone()
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        registry.sub_registry_with_prefix("hazchem_sink").register(
+            "events",
+            "Events the services published of their own, by service and outcome (id_reused is an alarm)",
+            self.published.clone(),
+        );
+    }
+
+    /// Counts one publish of `service` with `outcome`.
+    pub fn published(&self, service: &str, outcome: &str) {
+        self.published
+            .get_or_create(&SinkLabels {
+                service: service.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// How many publishes of `service` had `outcome`.
+    pub fn count(&self, service: &str, outcome: &str) -> u64 {
+        self.published
+            .get_or_create(&SinkLabels {
+                service: service.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .get()
     }
 }

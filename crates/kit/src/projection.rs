@@ -9,6 +9,10 @@
 //!    ([`Projection::matches`]). A store that is not
 //!    is rebuilt from sequence 1 ([`OnMismatch::Rebuild`]) or refused ([`OnMismatch::Refuse`]; the
 //!    ledger, whose store holds what it signed).
+//!    When [`FollowOptions::checkpoints`] names the ledger's key, the stream itself is then checked
+//!    against the latest checkpoint the ledger signed into it ([`crate::checkpoint::verify_stream`]):
+//!    a stream that disagrees with one was altered, and the projection refuses to fold it
+//!    ([`FollowError::Tampered`]), whatever [`OnMismatch`] says.
 //! 2. **Follow**: read every message from the position + 1, in batches of what is available (at most
 //!    [`FollowOptions::max_batch`]); a message delivered twice is skipped, a gap stops the projection
 //!    (the stream lost a message). Each batch is applied in a tracing span named after the projection,
@@ -34,7 +38,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use crate::checkpoint::{StreamVerdict, verify_stream};
 use crate::metrics::ProjectionMetrics;
+use hazchem_verify::note::VerifierKey;
 
 /// What to do with a store that does not belong to the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +95,16 @@ pub enum FollowError<E: std::error::Error + 'static> {
         projection: &'static str,
         detail: String,
     },
+    /// The stream disagrees with a checkpoint the ledger signed: a message was altered, dropped or
+    /// reordered after the ledger logged it.
+    #[error(
+        "{projection}: the stream disagrees with the ledger's signed checkpoint, so it was altered after \
+         the ledger logged it; refusing to derive anything from it: {detail}"
+    )]
+    Tampered {
+        projection: &'static str,
+        detail: String,
+    },
     /// A message is missing from the stream.
     #[error(
         "{projection}: stream gap: expected sequence {expected}, the stream delivered {got}; the stream \
@@ -114,14 +130,18 @@ pub struct FollowOptions {
     /// The most messages applied in one batch.
     pub max_batch: usize,
     pub metrics: ProjectionMetrics,
+    /// The ledger's key: when set, the stream is checked against the latest checkpoint the ledger
+    /// signed into it before anything is folded (see the module documentation).
+    pub checkpoints: Option<VerifierKey>,
 }
 
 impl Default for FollowOptions {
-    /// Batches of at most 1000, and the process's metrics.
+    /// Batches of at most 1000, the process's metrics, and no checkpoint check.
     fn default() -> Self {
         FollowOptions {
             max_batch: 1000,
             metrics: ProjectionMetrics::global(),
+            checkpoints: None,
         }
     }
 }
@@ -249,7 +269,9 @@ pub async fn follow<P: Projection>(
     progress: &Progress,
     shutdown: &CancellationToken,
 ) -> Result<(), FollowError<P::Error>> {
+    options.metrics.following(projection.name(), true);
     let result = follow_inner(projection, bus, options, progress, shutdown).await;
+    options.metrics.following(projection.name(), false);
     progress.advance(projection.position());
     match &result {
         Err(error) => {
@@ -301,6 +323,10 @@ async fn follow_inner<P: Projection>(
             }
         }
     };
+    if let Some(key) = &options.checkpoints {
+        check_stream(name, bus, key, metrics, shutdown).await?;
+    }
+    metrics.lag(name, target.saturating_sub(projection.position()));
     if projection.position() >= target {
         progress.set_caught_up();
     } else {
@@ -311,13 +337,21 @@ async fn follow_inner<P: Projection>(
             "catching up with the stream"
         );
     }
-    let mut lag_checked = Instant::now();
+    // The lag is measured every LAG_EVERY, busy or idle, so that a stalled projection shows.
+    let mut lag_tick = tokio::time::interval(LAG_EVERY);
+    lag_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     'read: loop {
         let mut stream = bus.read(Start::Sequence(projection.position() + 1), Filter::all());
         loop {
             let next = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return Ok(()),
+                _ = lag_tick.tick() => {
+                    if let Ok(last) = bus.last_sequence().await {
+                        metrics.lag(name, last.saturating_sub(projection.position()));
+                    }
+                    continue;
+                }
                 next = stream.next() => next,
             };
             let first = match next {
@@ -380,12 +414,6 @@ async fn follow_inner<P: Projection>(
                 progress.set_caught_up();
             }
             delay = FIRST_RETRY;
-            if lag_checked.elapsed() >= LAG_EVERY {
-                lag_checked = Instant::now();
-                if let Ok(last) = bus.last_sequence().await {
-                    metrics.lag(name, last.saturating_sub(position));
-                }
-            }
         }
     }
 }
@@ -411,6 +439,62 @@ fn consecutive(batch: Vec<Message>, expected: u64) -> (Vec<Message>, Option<(u64
         kept.push(message);
     }
     (kept, None)
+}
+
+/// The stream against the ledger's latest signed checkpoint in it (retrying reads that fail).
+async fn check_stream<E: std::error::Error + 'static>(
+    name: &'static str,
+    bus: &Bus,
+    key: &VerifierKey,
+    metrics: &ProjectionMetrics,
+    shutdown: &CancellationToken,
+) -> Result<(), FollowError<E>> {
+    let mut delay = FIRST_RETRY;
+    loop {
+        let verdict = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return Ok(()),
+            verdict = verify_stream(bus, key.clone(), None) => verdict,
+        };
+        match verdict {
+            Ok(StreamVerdict::NoCheckpoint { messages }) => {
+                tracing::info!(
+                    projection = name,
+                    messages,
+                    "the stream holds no checkpoint of the ledger yet: nothing to check it against"
+                );
+                return Ok(());
+            }
+            Ok(StreamVerdict::Checked {
+                result: Ok(verified),
+                ..
+            }) => {
+                tracing::info!(
+                    projection = name,
+                    size = verified.checkpoint.size,
+                    "the stream agrees with the ledger's latest signed checkpoint"
+                );
+                return Ok(());
+            }
+            Ok(StreamVerdict::Checked {
+                result: Err(failure),
+                ..
+            }) => {
+                metrics.error(name, "tampered");
+                return Err(FollowError::Tampered {
+                    projection: name,
+                    detail: failure.to_string(),
+                });
+            }
+            Err(error) => {
+                metrics.error(name, "read");
+                tracing::warn!(projection = name, %error, "cannot read the stream to check it against the ledger's checkpoint; retrying");
+                if !back_off(&mut delay, shutdown).await {
+                    return Ok(());
+                }
+            }
+        }
+    }
 }
 
 enum Checking<E> {

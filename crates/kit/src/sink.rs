@@ -115,15 +115,133 @@ impl EventSink {
     }
 
     /// Publishes one event: accepted (durable, or already on the record as a duplicate), or why not.
+    ///
+    /// [`PublishError::IdReused`] is an alarm, raised here for every service: the record holds other
+    /// content under an id this service derived (ids are scoped by publisher, so only this service can
+    /// have put it there: a changed configuration, or a store derived from another stream). It is logged
+    /// as an error and counted (`hazchem_sink_events{outcome="id_reused"}`); the caller decides whether
+    /// to go on, but never counts it as done.
     #[tracing::instrument(name = "sink.publish", skip_all, fields(principal = %self.principal.uri(), event_id = %event.id))]
     pub async fn publish(&self, event: &v1::Event) -> Result<Accepted, PublishError> {
         let signed = v1::SignedEvent {
             event: event.encode_to_vec(),
             signature: None,
         };
-        self.core
+        let result = self
+            .core
             .publish(&self.principal, &signed)
             .await
-            .map_err(PublishError::from_status)
+            .map_err(PublishError::from_status);
+        let outcome = match &result {
+            Ok(accepted) if accepted.duplicate => "duplicate",
+            Ok(_) => "stored",
+            Err(PublishError::Refused(_)) => "refused",
+            Err(PublishError::Retry(_)) => "retry",
+            Err(PublishError::IdReused(status)) => {
+                tracing::error!(
+                    event_id = %event.id,
+                    status = %status.message(),
+                    "ALARM: the record holds other content under an id this service derived; the \
+                     record keeps the earlier event. Investigate: a changed configuration, or a store \
+                     derived from another stream"
+                );
+                "id_reused"
+            }
+        };
+        crate::metrics::SinkMetrics::global().published(self.service(), outcome);
+        result
+    }
+
+    /// Publishes one event, trying again with backoff (100 ms, doubling, at most 5 s) while the record
+    /// does not take it ([`PublishError::Retry`]), until it is accepted or refused, or `shutdown`
+    /// (`None`: not published yet; the same id publishes it later).
+    pub async fn publish_retrying(
+        &self,
+        event: &v1::Event,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> Option<Result<Accepted, PublishError>> {
+        let mut delay = std::time::Duration::from_millis(100);
+        loop {
+            match self.publish(event).await {
+                Err(PublishError::Retry(status)) => {
+                    tracing::warn!(event_id = %event.id, status = %status.message(), "the record did not take a service's event; retrying");
+                }
+                done => return Some(done),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return None,
+                () = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(std::time::Duration::from_secs(5));
+        }
+    }
+
+    /// The service's name (the principal's), for metrics.
+    fn service(&self) -> &str {
+        match &self.principal {
+            Principal::Service(name) => name,
+            _ => "-",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A publishing core that answers ALREADY_EXISTS for an id it holds with other content.
+    struct Record(std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>);
+
+    #[tonic::async_trait]
+    impl Publish for Record {
+        async fn publish(
+            &self,
+            _: &Principal,
+            signed: &v1::SignedEvent,
+        ) -> Result<Accepted, Status> {
+            let event = v1::Event::decode(signed.event.as_slice()).unwrap();
+            let mut held = self.0.lock().unwrap();
+            match held.get(&event.id) {
+                Some(bytes) if *bytes == signed.event => Ok(Accepted {
+                    event_id: event.id,
+                    sequence: 1,
+                    duplicate: true,
+                }),
+                Some(_) => Err(Status::already_exists("other content under this id")),
+                None => {
+                    held.insert(event.id.clone(), signed.event.clone());
+                    Ok(Accepted {
+                        event_id: event.id,
+                        sequence: 1,
+                        duplicate: false,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Meeting other content under its own id is an alarm, counted, and never reported as accepted.
+    #[tokio::test]
+    async fn an_id_reused_is_an_alarm_never_done() {
+        let sink = EventSink::new(
+            Record(Default::default()),
+            Principal::service("sinktest").unwrap(),
+        );
+        let metrics = crate::metrics::SinkMetrics::global();
+        let event = |subject: &str| v1::Event {
+            id: "e-1".into(),
+            subject: subject.into(),
+            ..v1::Event::default()
+        };
+        assert!(!sink.publish(&event("a")).await.unwrap().duplicate);
+        assert!(sink.publish(&event("a")).await.unwrap().duplicate);
+        let reused = sink.publish(&event("b")).await.unwrap_err();
+        assert!(matches!(reused, PublishError::IdReused(_)), "{reused}");
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let retried = sink.publish_retrying(&event("b"), &shutdown).await;
+        assert!(matches!(retried, Some(Err(PublishError::IdReused(_)))));
+        assert_eq!(metrics.count("sinktest", "stored"), 1);
+        assert_eq!(metrics.count("sinktest", "duplicate"), 1);
+        assert_eq!(metrics.count("sinktest", "id_reused"), 2);
     }
 }

@@ -38,7 +38,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hazchem_admission::Policy;
@@ -46,7 +45,6 @@ use hazchem_bus::{Bus, Message};
 use hazchem_kit::{EventSink, SharedClock, SystemClock};
 use hazchem_pki::SigningKey;
 use hazchem_proto::v1;
-use prost::Message as _;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -59,7 +57,7 @@ use crate::store::{Append, LedgerStore, StoreState, StoredCheckpoint};
 use crate::witness::{Cosigner, Witness, WitnessKey, add_cosignatures};
 
 /// The service name the ledger publishes as.
-pub const SERVICE_NAME: &str = "ledger";
+pub const SERVICE_NAME: &str = hazchem_kit::checkpoint::LEDGER;
 
 /// An inclusion proof as the ledger serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,36 +187,6 @@ pub fn checkpoint_event(origin: &str, checkpoint: &StoredCheckpoint) -> v1::Even
     );
     event.subject = origin.to_owned();
     event
-}
-
-/// Whether a subject is `hazchem.ev.ledger.checkpoint_published.<id>` (checked before decoding anything).
-fn is_ledger_checkpoint_subject(subject: &str) -> bool {
-    let mut tokens = subject.split('.').skip(2);
-    tokens.next() == Some(SERVICE_NAME) && tokens.next() == Some("checkpoint_published")
-}
-
-/// The checkpoint a stored record publishes, if it is a `checkpoint_published` event by the ledger service.
-pub(crate) fn published_checkpoint(
-    record: &[u8],
-) -> Option<(v1::CheckpointPublished, DateTime<Utc>)> {
-    let record = v1::Record::decode(record).ok()?;
-    let by_ledger = matches!(
-        record.publisher.as_ref().and_then(|p| p.principal.as_ref()),
-        Some(v1::publisher::Principal::Service(name)) if name == SERVICE_NAME
-    );
-    if !by_ledger {
-        return None;
-    }
-    let event = v1::Event::decode(record.event.as_slice()).ok()?;
-    let time = event
-        .time
-        .as_ref()
-        .and_then(hazchem_proto::time::datetime)
-        .unwrap_or_default();
-    match event.payload {
-        Some(v1::event::Payload::CheckpointPublished(c)) => Some((c, time)),
-        _ => None,
-    }
 }
 
 impl Ledger {
@@ -425,8 +393,10 @@ impl Ledger {
             ledger: self.clone(),
             tree: tokio::sync::Mutex::new((Frontier::from_source(store, state.size)?, state)),
         };
+        // The stream must agree with every checkpoint this ledger signed into it.
         let options = hazchem_kit::FollowOptions {
             max_batch: self.inner.config.max_batch,
+            checkpoints: Some(self.verifier_key().clone()),
             ..hazchem_kit::FollowOptions::default()
         };
         let progress = hazchem_kit::Progress::new(state.size);
@@ -494,8 +464,9 @@ impl Ledger {
             ids.insert(key, index);
             let mut met = None;
             let mut foreign = true;
-            if is_ledger_checkpoint_subject(&message.subject)
-                && let Some((published, time)) = published_checkpoint(&message.payload)
+            if hazchem_kit::checkpoint::is_checkpoint_subject(&message.subject)
+                && let Some((published, time)) =
+                    hazchem_kit::checkpoint::published_checkpoint(&message.payload)
                 && &published.origin == origin
             {
                 match self.screen_published(&published, index) {
@@ -762,39 +733,28 @@ impl Ledger {
                 },
             };
             let event = checkpoint_event(&self.inner.config.origin, &checkpoint);
-            let mut delay = Duration::from_millis(100);
-            loop {
-                match sink.publish(&event).await {
-                    Ok(accepted) => {
-                        tracing::debug!(
-                            tree_size = checkpoint.size,
-                            sequence = accepted.sequence,
-                            duplicate = accepted.duplicate,
-                            "checkpoint published"
-                        );
-                        if let Err(error) = self.mark_published(checkpoint.size).await {
-                            tracing::error!(%error, "recording a published checkpoint failed");
-                        }
-                        break;
+            match sink.publish_retrying(&event, &shutdown).await {
+                None => return,
+                Some(Ok(accepted)) => {
+                    tracing::debug!(
+                        tree_size = checkpoint.size,
+                        sequence = accepted.sequence,
+                        duplicate = accepted.duplicate,
+                        "checkpoint published"
+                    );
+                    if let Err(error) = self.mark_published(checkpoint.size).await {
+                        tracing::error!(%error, "recording a published checkpoint failed");
                     }
-                    Err(hazchem_kit::PublishError::Retry(status)) => {
-                        tracing::warn!(tree_size = checkpoint.size, error = %status.message(), "publishing a checkpoint failed; retrying");
-                        tokio::select! {
-                            () = shutdown.cancelled() => return,
-                            () = tokio::time::sleep(delay) => {}
-                        }
-                        delay = (delay * 2).min(Duration::from_secs(5));
-                    }
-                    Err(refused) => {
-                        let status = refused.status();
-                        tracing::error!(
-                            tree_size = checkpoint.size,
-                            code = ?status.code(),
-                            error = %status.message(),
-                            "the gateway refused a checkpoint event; it stays unpublished until the next start"
-                        );
-                        break;
-                    }
+                }
+                // Refused, or another checkpoint under its id (the sink raises that alarm).
+                Some(Err(refused)) => {
+                    let status = refused.status();
+                    tracing::error!(
+                        tree_size = checkpoint.size,
+                        code = ?status.code(),
+                        error = %status.message(),
+                        "the gateway refused a checkpoint event; it stays unpublished until the next start"
+                    );
                 }
             }
         }
@@ -907,6 +867,8 @@ fn check_checkpoint_against_store(
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // tests: a message's bus time is any instant
 mod tests {
+    use prost::Message as _;
+
     use super::*;
 
     fn ledger(dir: &std::path::Path) -> Ledger {

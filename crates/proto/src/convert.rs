@@ -64,6 +64,19 @@ pub fn department_from_i32(value: i32) -> Result<Department, UnknownDepartment> 
         .map_err(|_| UnknownDepartment(value))
 }
 
+impl v1::Publisher {
+    /// The publisher's token, as in the event's subject (`hazchem.ev.<token>...`): a department's code or
+    /// a service's name; `None` when the record names no valid publisher.
+    pub fn token(&self) -> Option<String> {
+        match self.principal.as_ref()? {
+            v1::publisher::Principal::Department(d) => {
+                department_from_i32(*d).ok().map(|d| d.code().to_owned())
+            }
+            v1::publisher::Principal::Service(name) => Some(name.clone()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +87,10 @@ mod tests {
             let wire = v1::Department::from(d);
             assert_eq!(Department::try_from(wire), Ok(d));
             assert_eq!(department_from_i32(wire as i32), Ok(d));
+            let publisher = v1::Publisher {
+                principal: Some(v1::publisher::Principal::Department(wire as i32)),
+            };
+            assert_eq!(publisher.token().as_deref(), Some(d.code()));
             // The wire name carries the code: DEPARTMENT_EMERGENCY ↔ emergency.
             assert_eq!(
                 wire.as_str_name(),

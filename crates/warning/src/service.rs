@@ -46,6 +46,8 @@ pub struct WarningQuery {
 pub struct Warnings {
     inner: Arc<Inner>,
     clock: SharedClock,
+    /// The ledger's key, to check the stream against its checkpoints at start.
+    checkpoints: Option<hazchem_kit::VerifierKey>,
 }
 
 #[derive(Debug)]
@@ -119,6 +121,7 @@ impl Warnings {
                 sink,
             }),
             clock: SystemClock::shared(),
+            checkpoints: None,
         })
     }
 
@@ -126,6 +129,14 @@ impl Warnings {
     #[must_use]
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Checks the stream against the ledger's signed checkpoints before folding it (the ledger's key;
+    /// see [`hazchem_kit::FollowOptions::checkpoints`]). Set it before cloning.
+    #[must_use]
+    pub fn with_checkpoints(mut self, key: Option<hazchem_kit::VerifierKey>) -> Self {
+        self.checkpoints = key;
         self
     }
 
@@ -159,6 +170,7 @@ impl Warnings {
         let escalations = tokio::spawn(self.clone().escalation_loop(tasks.clone()));
         let options = hazchem_kit::FollowOptions {
             max_batch: self.inner.config.max_batch,
+            checkpoints: self.checkpoints.clone(),
             ..hazchem_kit::FollowOptions::default()
         };
         let result = hazchem_kit::follow(

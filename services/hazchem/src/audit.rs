@@ -459,6 +459,25 @@ async fn verify_command(args: VerifyArgs) -> Result<()> {
     }
 }
 
+/// The record at leaf `index` must be event `event_id`, of `publisher` when one is named.
+fn check_leaf(index: u64, record: &[u8], event_id: &str, publisher: Option<&str>) -> Result<()> {
+    let (id, by) = hazchem_proto::open_record(record)
+        .map(|(record, event)| (event.id, record.publisher.and_then(|p| p.token())))
+        .unwrap_or_default();
+    if id != event_id {
+        bail!("leaf {index} holds event {id:?}, not {event_id:?}");
+    }
+    if let Some(wanted) = publisher
+        && by.as_deref() != Some(wanted)
+    {
+        bail!(
+            "leaf {index} holds event {id:?} published by {}, not by {wanted}",
+            by.as_deref().unwrap_or("nobody named"),
+        );
+    }
+    Ok(())
+}
+
 async fn prove(args: ProveArgs) -> Result<()> {
     let key = args.ledger.key(&args.trusted)?;
     let mut client = args.ledger.client().await?;
@@ -517,18 +536,13 @@ async fn prove(args: ProveArgs) -> Result<()> {
         );
     }
     let path = online::hashes("GetInclusionProof", &proof.hashes)?;
-    let event_id = v1::Record::decode(item.record.as_slice())
-        .ok()
-        .and_then(|r| v1::Event::decode(r.event.as_slice()).ok())
-        .map(|e| e.id)
-        .unwrap_or_default();
-    if event_id != args.event_id {
-        bail!(
-            "leaf {} holds event {event_id:?}, not {:?}",
-            proof.leaf_index,
-            args.event_id
-        );
-    }
+    // The server's choice of leaf is not trusted either.
+    check_leaf(
+        proof.leaf_index,
+        &item.record,
+        &args.event_id,
+        args.publisher.as_deref(),
+    )?;
     // The root at the proof's size, from the proof; then tied to the signed checkpoint.
     let root_at_size = merkle::inclusion_root(&leaf, proof.leaf_index, proof.tree_size, &path)
         .with_context(|| {
@@ -661,4 +675,42 @@ async fn export(args: ExportArgs) -> Result<()> {
         dir.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, publisher: v1::publisher::Principal) -> Vec<u8> {
+        let mut event = hazchem_proto::v1::Event::default();
+        event.id = id.to_owned();
+        v1::Record {
+            event: event.encode_to_vec(),
+            publisher: Some(v1::Publisher {
+                principal: Some(publisher),
+            }),
+            ..v1::Record::default()
+        }
+        .encode_to_vec()
+    }
+
+    /// A proof's leaf must hold the event asked for, and the publisher asked for: a server answering
+    /// with another publisher's event under the same id is refused.
+    #[test]
+    fn a_proofs_leaf_must_be_the_event_and_publisher_asked_for() {
+        let transport = v1::publisher::Principal::Department(v1::Department::Transport as i32);
+        let leaf = record("e-1", transport);
+        check_leaf(7, &leaf, "e-1", None).unwrap();
+        check_leaf(7, &leaf, "e-1", Some("transport")).unwrap();
+        let other = check_leaf(7, &leaf, "e-1", Some("psb")).unwrap_err();
+        assert_eq!(
+            other.to_string(),
+            "leaf 7 holds event \"e-1\" published by transport, not by psb"
+        );
+        let wrong = check_leaf(7, &leaf, "e-2", None).unwrap_err();
+        assert_eq!(wrong.to_string(), "leaf 7 holds event \"e-1\", not \"e-2\"");
+        let service = record("e-1", v1::publisher::Principal::Service("credit".into()));
+        check_leaf(7, &service, "e-1", Some("credit")).unwrap();
+        assert!(check_leaf(7, b"not a record", "e-1", None).is_err());
+    }
 }

@@ -106,6 +106,11 @@ pub struct Config {
     pub bus: BusConfig,
     /// Where Prometheus scrapes `/metrics`; unset disables the endpoint.
     pub metrics_listen: Option<SocketAddr>,
+    /// The ledger's public key (`ledger.pub`, or its C2SP verifier key): before deriving anything from
+    /// the stream, every service checks it against the latest checkpoint the ledger signed into it, and
+    /// refuses a stream that disagrees. Unset: the services do not check (the ledger always checks the
+    /// stream against its own key).
+    pub checkpoint_key: Option<PathBuf>,
     /// The gateway; its `policy` and limits also govern what this process's services publish.
     pub gateway: GatewayConfig,
     /// The credit service (`hazchem serve credit`), and for a gateway without it, `credit.remote`.
@@ -123,6 +128,7 @@ impl Default for Config {
         Config {
             bus: BusConfig::default(),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            checkpoint_key: None,
             gateway: GatewayConfig::default(),
             credit: hazchem_credit::CreditConfig::default(),
             ledger: hazchem_ledger::LedgerConfig::default(),

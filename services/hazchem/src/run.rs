@@ -144,6 +144,7 @@ fn dev_config(args: &DevArgs, pki: &DevPki) -> Result<Config> {
             dir: args.data_dir.join("bus"),
         },
         metrics_listen: Some(args.metrics_listen),
+        checkpoint_key: Some(pki.ledger_public_key_path()),
         ..Config::default()
     };
     for service in services::dev() {
@@ -284,6 +285,25 @@ pub async fn start(
     let mut started = Vec::new();
     // One clock per process: every rule about time (admission, deadlines, term ends, checkpoints) reads it.
     let clock = hazchem_kit::SystemClock::shared();
+    // The ledger's key: every projection checks the stream against its signed checkpoints at start.
+    let checkpoints = match &config.checkpoint_key {
+        Some(path) => Some(
+            hazchem_kit::VerifierKey::load(path)
+                .with_context(|| format!("checkpoint_key: reading {}", path.display()))?,
+        ),
+        None => {
+            if services
+                .iter()
+                .any(|s| s.publishes && s.name != hazchem_ledger::SERVICE_NAME)
+            {
+                tracing::warn!(
+                    "checkpoint_key is not set: the services do not check the stream against the \
+                     ledger's signed checkpoints"
+                );
+            }
+            None
+        }
+    };
     // One publishing core per process: the gateway serves it to departments, and the services in this
     // process publish their own events through it.
     let publisher = Publisher::from_config(
@@ -298,7 +318,8 @@ pub async fn start(
     let credit = if runs(hazchem_credit::SERVICE_NAME) {
         Some(
             hazchem_credit::Credit::open(&config.credit, publisher.admission().policy().clone())?
-                .with_clock(clock.clone()),
+                .with_clock(clock.clone())
+                .with_checkpoints(checkpoints.clone()),
         )
     } else {
         None
@@ -383,7 +404,8 @@ pub async fn start(
                     sink,
                 )
                 .await?
-                .with_clock(clock.clone());
+                .with_clock(clock.clone())
+                .with_checkpoints(checkpoints.clone());
                 let tls = config.enforcement.server_tls()?;
                 let listener = TcpListener::bind(config.enforcement.listen)
                     .await
@@ -414,7 +436,8 @@ pub async fn start(
                     bus.clone(),
                     sink,
                 )?
-                .with_clock(clock.clone());
+                .with_clock(clock.clone())
+                .with_checkpoints(checkpoints.clone());
                 let tls = config.warning.server_tls()?;
                 let listener = TcpListener::bind(config.warning.listen)
                     .await

@@ -1025,14 +1025,28 @@ async fn recorded_draws_rerun_exactly_and_sanctions_weigh() {
 }
 
 /// Deadlines escalate, once each: a transfer not sent within 24 h, a transfer not answered, an overdue
-/// task. The escalations come through Subscribe like everything else and survive a rebuild.
+/// task. The escalations come through Subscribe like everything else and survive a rebuild. A hostile
+/// department that squats the escalations' ids beforehand (they are computed from public data) changes
+/// nothing the enforcement service publishes.
 #[tokio::test(flavor = "multi_thread")]
 async fn deadlines_escalate_once() {
+    use hazchem_enforcement::task::EscalationReason as R;
     fn fast(config: &mut EnforcementConfig) {
         config.escalation_interval = Duration::from_millis(100);
         config.transfer_answer_period = Duration::from_secs(1);
     }
     let mut world = World::start_with(BusKind::Embedded, fast).await;
+    let escalation_ids = [
+        hazchem_enforcement::escalation_event_id("t-late", R::TransferLate),
+        hazchem_enforcement::escalation_event_id("t-late", R::TransferUnanswered),
+        hazchem_enforcement::escalation_event_id("t-overdue", R::Overdue),
+    ];
+    for squatted in &escalation_ids {
+        let mut waybill = hazchem_tests::fresh("waybill_issued");
+        waybill.id = squatted.clone();
+        let accepted = world.gateway.publish_event(&waybill).await.unwrap();
+        assert!(!accepted.duplicate, "{squatted}: {accepted:?}");
+    }
     world.walk("t-late", &TO_FINDINGS).await;
     // The crime was suspected 30 hours ago: the transfer is late even as it is sent.
     world
@@ -1087,6 +1101,20 @@ async fn deadlines_escalate_once() {
         .filter(|r| r.subject.contains(".task_escalated."))
         .collect();
     assert_eq!(escalated.len(), 3, "each escalation once");
+    // Each under its own id, in the service's namespace, beside the squatter's waybill.
+    for id in &escalation_ids {
+        assert!(
+            escalated
+                .iter()
+                .any(|e| e.subject == format!("hazchem.ev.enforcement.task_escalated.{id}")),
+            "{id}"
+        );
+        assert!(
+            records
+                .iter()
+                .any(|r| r.subject == format!("hazchem.ev.transport.waybill_issued.{id}"))
+        );
+    }
     for e in &escalated {
         let Some(v1::event::Payload::TaskEscalated(x)) = &e.event.payload else {
             panic!("not an escalation");

@@ -682,8 +682,10 @@ mod tests {
     use super::*;
 
     fn record(id: &str, publisher: v1::publisher::Principal) -> Vec<u8> {
-        let mut event = hazchem_proto::v1::Event::default();
-        event.id = id.to_owned();
+        let event = v1::Event {
+            id: id.to_owned(),
+            ..v1::Event::default()
+        };
         v1::Record {
             event: event.encode_to_vec(),
             publisher: Some(v1::Publisher {

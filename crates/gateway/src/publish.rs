@@ -76,17 +76,24 @@ impl Publisher {
     }
 
     /// Appends one prepared event, first asking its guard if it has one.
-    #[tracing::instrument(name = "append", level = "debug", skip_all, fields(event_id = %prepared.admitted.id))]
+    #[tracing::instrument(name = "append", level = "debug", skip_all, fields(event_id = %prepared.admitted.id, sequence))]
     async fn append(
         &self,
         principal: &Principal,
         prepared: &Prepared,
     ) -> Result<hazchem_bus::Result<hazchem_bus::Ack>, Status> {
+        let appended = |ack: hazchem_bus::Result<hazchem_bus::Ack>| {
+            if let Ok(ack) = &ack {
+                tracing::Span::current().record("sequence", ack.sequence);
+            }
+            ack
+        };
         let Some(guard) = self.guard_for(&prepared.admitted.token) else {
-            return Ok(self
-                .bus_as(principal)
-                .publish(prepared.outgoing.clone())
-                .await);
+            return Ok(appended(
+                self.bus_as(principal)
+                    .publish(prepared.outgoing.clone())
+                    .await,
+            ));
         };
         let _serial = self.guarded.lock().await;
         let up_to =
@@ -100,10 +107,11 @@ impl Publisher {
             self.metrics.rejected(principal, "guard_refused");
             return Err(status);
         }
-        Ok(self
-            .bus_as(principal)
-            .publish(prepared.outgoing.clone())
-            .await)
+        Ok(appended(
+            self.bus_as(principal)
+                .publish(prepared.outgoing.clone())
+                .await,
+        ))
     }
 
     pub fn bus(&self) -> &Bus {
@@ -204,7 +212,10 @@ impl Publisher {
         let mut acks = self
             .bus_as(principal)
             .publish_many(outgoing)
-            .instrument(tracing::debug_span!("append_batch"))
+            .instrument(tracing::debug_span!(
+                "append_batch",
+                events = prepared.iter().flatten().count()
+            ))
             .await
             .into_iter();
         for p in prepared {
@@ -219,12 +230,17 @@ impl Publisher {
         results
     }
 
-    #[tracing::instrument(name = "admit", level = "debug", skip_all)]
+    #[tracing::instrument(name = "admit", level = "debug", skip_all, fields(principal = %principal.uri(), event_id, event_type))]
     fn prepare(&self, principal: &Principal, signed: &v1::SignedEvent) -> Result<Prepared, Status> {
         let now = self.clock.now();
         let admitted = self
             .admission
             .admit(principal, signed, now)
+            .inspect(|admitted| {
+                let span = tracing::Span::current();
+                span.record("event_id", admitted.id.as_str());
+                span.record("event_type", admitted.token.as_str());
+            })
             .map_err(|rejection| {
                 self.metrics.rejected(principal, rejection.reason());
                 tracing::info!(

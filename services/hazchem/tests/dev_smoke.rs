@@ -399,5 +399,12 @@ fn the_commands_hazchem_dev_prints_publish_and_tail_an_event() {
         "hazchem dev exits cleanly: {status}\n{}",
         dev.process.log()
     );
+    // Its log, written to a file, is plain text: no terminal colour codes.
+    let log = dev.process.log();
+    assert!(log.contains("serving"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escapes in a log file:\n{log}"
+    );
     tail.kill();
 }

@@ -40,6 +40,7 @@ mod config;
 mod error;
 pub mod fixtures;
 pub mod grpc;
+pub mod launch;
 pub mod registry;
 mod service;
 pub mod store;

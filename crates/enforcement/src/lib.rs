@@ -25,6 +25,7 @@ mod config;
 pub mod draw;
 mod error;
 mod grpc;
+pub mod launch;
 pub mod projection;
 pub mod registers;
 mod service;

@@ -12,6 +12,8 @@
 //! - [`sink`]: how a service publishes its own events ([`EventSink`]): through the same admission as a
 //!   department, behind the [`Publish`] trait that the gateway's publishing core implements, so no
 //!   service depends on the gateway.
+//! - [`launch`]: [`Launch`], what a service crate implements so that the `hazchem` binary runs it
+//!   (`hazchem dev`, `hazchem serve`) with no code of its own for it.
 //! - [`guard`]: [`EventGuard`], a service that must approve events of some types before they are
 //!   appended (the credit service guards credit decisions).
 //! - [`checkpoint`]: the stream checked against the ledger's signed checkpoints
@@ -25,6 +27,7 @@ pub mod checkpoint;
 pub mod clock;
 mod error;
 pub mod guard;
+pub mod launch;
 pub mod metrics;
 mod observe;
 pub mod projection;
@@ -35,6 +38,7 @@ pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{ConfigError, ServeError};
 pub use guard::EventGuard;
 pub use hazchem_verify::note::VerifierKey;
+pub use launch::{Dev, Launch, LaunchError, Opened, Serve, Shared};
 pub use metrics::{GrpcMetrics, ProjectionMetrics};
 pub use projection::{FollowError, FollowOptions, OnMismatch, Progress, Projection, follow};
 pub use serve::{ServerTlsFiles, run_together, seconds, serve_grpc};

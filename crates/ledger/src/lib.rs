@@ -27,6 +27,7 @@
 mod config;
 mod error;
 mod grpc;
+pub mod launch;
 mod ledger;
 pub mod online;
 pub mod store;

@@ -14,9 +14,9 @@
 //! - the policy's `[services]` table (`deploy/policy.toml`) names exactly the rows marked
 //!   [`publishes`](Service::publishes) (a test in `hazchem-admission` fails when they disagree).
 //!
-//! Adding a service is one row here, plus its crate and the code in the `hazchem` binary that
-//! configures and starts it (`services/hazchem/src/run.rs`: its arms in `dev_config` and `start`, and in
-//! `banner_note` if its banner line should say more than its `about`; its section in `config.rs`).
+//! Adding a service is one row here, plus its crate, which implements `hazchem_kit::Launch` (its
+//! configuration section, how `hazchem dev` configures it, how it is opened and run), named once in the
+//! `hazchem` binary's list of launchers (`services/hazchem/src/launch.rs`).
 //!
 //! Not in the table, because they are not services: the departments ([`hazchem_domain::Department`]),
 //! auditors ([`crate::Principal::Auditor`]; the development PKI's is [`crate::dev::DEV_AUDITOR`]) and the
@@ -46,6 +46,11 @@ pub struct Service {
     /// Whether it publishes events of its own: the policy's `[services]` table names it (and only the
     /// rows marked so).
     pub publishes: bool,
+    /// What `hazchem dev`'s banner says of it after its address (`None`: its [`about`](Service::about)).
+    /// `{exe}` is the binary, `{data}` the data directory, `{addr}` the service's address, and
+    /// `{endpoint}` and `{dir}` the ` --endpoint <url>` and ` --data-dir <dir>` a client command needs
+    /// when they are not the defaults (else nothing).
+    pub banner: Option<&'static str>,
 }
 
 /// Every service, in the order the development PKI issues their certificates.
@@ -58,6 +63,7 @@ pub const SERVICES: &[Service] = &[
         dev: true,
         nats_user: false,
         publishes: false,
+        banner: Some("{addr}; mTLS, development CA in {data}/pki"),
     },
     Service {
         name: "ledger",
@@ -66,6 +72,7 @@ pub const SERVICES: &[Service] = &[
         dev: true,
         nats_user: true,
         publishes: true,
+        banner: Some("audit service; checkpoint key {data}/pki/ledger.pub"),
     },
     Service {
         name: "credit",
@@ -75,6 +82,7 @@ pub const SERVICES: &[Service] = &[
         dev: true,
         nats_user: true,
         publishes: true,
+        banner: Some("credit registry: {exe} credit check <uscc> --as emergency{endpoint}{dir}"),
     },
     Service {
         name: "enforcement",
@@ -84,6 +92,7 @@ pub const SERVICES: &[Service] = &[
         dev: true,
         nats_user: true,
         publishes: true,
+        banner: Some("joint tasks: {exe} enforcement list --as emergency{endpoint}{dir}"),
     },
     Service {
         name: "warning",
@@ -93,6 +102,7 @@ pub const SERVICES: &[Service] = &[
         dev: true,
         nats_user: true,
         publishes: true,
+        banner: Some("warnings: {exe} warnings list --as emergency{endpoint}{dir}"),
     },
     Service {
         name: "lifecycle",
@@ -102,6 +112,7 @@ pub const SERVICES: &[Service] = &[
         dev: false,
         nats_user: true,
         publishes: false,
+        banner: None,
     },
     Service {
         name: "simulator",
@@ -111,6 +122,7 @@ pub const SERVICES: &[Service] = &[
         dev: false,
         nats_user: false,
         publishes: false,
+        banner: None,
     },
     Service {
         name: "console",
@@ -119,6 +131,7 @@ pub const SERVICES: &[Service] = &[
         dev: false,
         nats_user: false,
         publishes: false,
+        banner: None,
     },
 ];
 

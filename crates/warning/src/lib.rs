@@ -18,6 +18,7 @@
 mod config;
 mod error;
 mod grpc;
+pub mod launch;
 pub mod rules;
 mod service;
 pub mod state;

@@ -96,13 +96,37 @@ impl BusConfig {
     }
 }
 
-/// Configuration of a process running one or more services.
+/// The settings of the process itself (the file's top level and its `[gateway]` section); every other
+/// service's section is read by that service's launcher ([`Config::section`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
+#[serde(default)]
+struct Process {
     // Not among the figment defaults: merged key by key, the default's `dir` would stay in a file's
     // `kind = "jetstream"` table and be refused; a missing `bus` is filled by `#[serde(default)]`.
     #[serde(skip_serializing)]
+    bus: BusConfig,
+    metrics_listen: Option<SocketAddr>,
+    checkpoint_key: Option<PathBuf>,
+    gateway: GatewayConfig,
+}
+
+impl Default for Process {
+    fn default() -> Self {
+        Process {
+            bus: BusConfig::default(),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            checkpoint_key: None,
+            gateway: GatewayConfig::default(),
+        }
+    }
+}
+
+/// The keys of the top level that are the process's own.
+const PROCESS_KEYS: &[&str] = &["bus", "metrics_listen", "checkpoint_key", "gateway"];
+
+/// Configuration of a process running one or more services.
+#[derive(Debug, Clone)]
+pub struct Config {
     pub bus: BusConfig,
     /// Where Prometheus scrapes `/metrics`; unset disables the endpoint.
     pub metrics_listen: Option<SocketAddr>,
@@ -113,35 +137,14 @@ pub struct Config {
     pub checkpoint_key: Option<PathBuf>,
     /// The gateway; its `policy` and limits also govern what this process's services publish.
     pub gateway: GatewayConfig,
-    /// The credit service (`hazchem serve credit`), and for a gateway without it, `credit.remote`.
-    pub credit: hazchem_credit::CreditConfig,
-    /// The audit ledger (`hazchem serve ledger`).
-    pub ledger: hazchem_ledger::LedgerConfig,
-    /// Joint enforcement (`hazchem serve enforcement`).
-    pub enforcement: hazchem_enforcement::EnforcementConfig,
-    /// Early warning (`hazchem serve warning`).
-    pub warning: hazchem_warning::WarningConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            bus: BusConfig::default(),
-            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
-            checkpoint_key: None,
-            gateway: GatewayConfig::default(),
-            credit: hazchem_credit::CreditConfig::default(),
-            ledger: hazchem_ledger::LedgerConfig::default(),
-            enforcement: hazchem_enforcement::EnforcementConfig::default(),
-            warning: hazchem_warning::WarningConfig::default(),
-        }
-    }
+    /// Everything, for the services' own sections.
+    figment: Figment,
 }
 
 impl Config {
     /// Defaults, then `file` (if given), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Config> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let mut figment = Figment::from(Serialized::defaults(Process::default()));
         if let Some(file) = file {
             anyhow::ensure!(
                 file.exists(),
@@ -150,12 +153,50 @@ impl Config {
             );
             figment = figment.merge(Toml::file(file));
         }
-        let config: Config = figment
-            .merge(Env::prefixed("HAZCHEM_").split("__"))
-            .extract()
-            .context("invalid configuration")?;
+        Config::from_figment(figment.merge(Env::prefixed("HAZCHEM_").split("__")))
+    }
+
+    /// The configuration `figment` holds: the process's settings, and a section per service named by
+    /// its launcher (an unknown top-level key is refused, naming it); then `validate()`.
+    pub fn from_figment(figment: Figment) -> Result<Config> {
+        let keys: std::collections::BTreeMap<String, figment::value::Value> =
+            figment.extract().context("invalid configuration")?;
+        for key in keys.keys() {
+            anyhow::ensure!(
+                PROCESS_KEYS.contains(&key.as_str()) || crate::launch::launcher(key).is_some(),
+                "invalid configuration: unknown key `{key}` (expected {}, or a service's section: {})",
+                PROCESS_KEYS.join(", "),
+                crate::launch::LAUNCHERS
+                    .iter()
+                    .map(|l| l.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let process: Process = figment.extract().context("invalid configuration")?;
+        let config = Config {
+            bus: process.bus,
+            metrics_listen: process.metrics_listen,
+            checkpoint_key: process.checkpoint_key,
+            gateway: process.gateway,
+            figment,
+        };
+        // Every service's section is read now, so that a mistake in any stops the process at once.
+        for launcher in crate::launch::LAUNCHERS {
+            launcher.listen(&config)?;
+        }
         config.validate()?;
         Ok(config)
+    }
+
+    /// The section `name` (a service's), its defaults filling what it leaves out.
+    pub fn section<C: serde::de::DeserializeOwned + Default>(&self, name: &str) -> Result<C> {
+        if !self.figment.contains(name) {
+            return Ok(C::default());
+        }
+        self.figment
+            .extract_inner(name)
+            .with_context(|| format!("invalid configuration: section [{name}]"))
     }
 
     /// Checks what applies to every service; each service checks its own section when it starts.
@@ -210,4 +251,55 @@ pub async fn serve_metrics(
         }
     });
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every server of the service table but the gateway has a launcher, and every launcher a row.
+    #[test]
+    fn every_server_in_the_table_has_a_launcher() {
+        let servers: Vec<&str> = hazchem_pki::services::servers()
+            .map(|s| s.name)
+            .filter(|n| *n != hazchem_gateway::SERVICE_NAME)
+            .collect();
+        let launchers: Vec<&str> = crate::launch::LAUNCHERS.iter().map(|l| l.name()).collect();
+        assert_eq!(servers, launchers);
+    }
+
+    /// A file's section overrides a service's defaults key by key, and the environment overrides the
+    /// file; an unknown top-level key or a mistake in a section is refused, naming it.
+    #[test]
+    fn sections_are_read_by_their_service_and_mistakes_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hazchem.toml");
+        std::fs::write(
+            &file,
+            "checkpoint_key = \"ledger.pub\"\n[enforcement]\nstore = \"/var/lib/enforcement\"\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&file)).unwrap();
+        let enforcement: hazchem_enforcement::EnforcementConfig =
+            config.section("enforcement").unwrap();
+        assert_eq!(enforcement.store, PathBuf::from("/var/lib/enforcement"));
+        assert_eq!(
+            enforcement.listen,
+            hazchem_enforcement::EnforcementConfig::default().listen
+        );
+        assert_eq!(config.checkpoint_key, Some(PathBuf::from("ledger.pub")));
+        let ledger: hazchem_ledger::LedgerConfig = config.section("ledger").unwrap();
+        assert_eq!(ledger, hazchem_ledger::LedgerConfig::default());
+
+        std::fs::write(&file, "[enforcment]\nstore = \"x\"\n").unwrap();
+        let error = format!("{:#}", Config::load(Some(&file)).unwrap_err());
+        assert!(error.contains("unknown key `enforcment`"), "{error}");
+
+        std::fs::write(&file, "[warning]\nstroe = \"x\"\n").unwrap();
+        let error = format!("{:#}", Config::load(Some(&file)).unwrap_err());
+        assert!(
+            error.contains("section [warning]") && error.contains("stroe"),
+            "{error}"
+        );
+    }
 }

@@ -7,6 +7,7 @@ mod client;
 mod config;
 mod credit;
 mod enforcement;
+mod launch;
 mod run;
 mod simulate;
 mod warnings;

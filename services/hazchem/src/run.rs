@@ -1,21 +1,21 @@
 //! Running services: `hazchem dev` (everything, embedded) and `hazchem serve <service>`.
 //!
-//! Which services there are, their default ports and which of them `hazchem dev` runs come from the
-//! service table, [`hazchem_pki::services::SERVICES`]; this module holds what differs between them: how
-//! each is configured for `hazchem dev` ([`dev_config`]), how each is started ([`start`]) and what the
-//! banner says about it ([`banner_note`]).
+//! Which services there are, their default ports, which of them `hazchem dev` runs and what its banner
+//! says of them come from the service table, [`hazchem_pki::services::SERVICES`]; how each is configured
+//! for `hazchem dev`, opened and run comes from its launcher ([`crate::launch`]). This module is the same
+//! for all of them, but for the gateway, which it starts itself.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
+use figment::Figment;
+use figment::providers::Serialized;
 use hazchem_bus::Bus;
-use hazchem_domain::Department;
 use hazchem_gateway::{Gateway, GatewayConfig, Metrics, Publisher};
-use hazchem_kit::{EventSink, ServerTlsFiles};
-use hazchem_ledger::{Ledger, LedgerConfig};
+use hazchem_kit::{Dev, EventSink, Serve, ServerTlsFiles, Shared};
 use hazchem_pki::services::{self, Service};
 use hazchem_pki::{DevPki, Principal};
 use prometheus_client::registry::Registry;
@@ -137,85 +137,52 @@ pub async fn dev(args: DevArgs, shutdown: CancellationToken) -> Result<()> {
 
 /// The configuration `hazchem dev` runs with: the embedded bus in `<data-dir>/bus`, and every service it
 /// runs on its address ([`DevArgs::listen_of`]) with the development PKI's server certificate and CA and
-/// its state in `<data-dir>/<service>`.
+/// its state in `<data-dir>/<service>` (each service's section as its launcher says).
 fn dev_config(args: &DevArgs, pki: &DevPki) -> Result<Config> {
-    let mut config = Config {
-        bus: BusConfig::Embedded {
-            dir: args.data_dir.join("bus"),
-        },
-        metrics_listen: Some(args.metrics_listen),
-        checkpoint_key: Some(pki.ledger_public_key_path()),
-        ..Config::default()
+    let tls = ServerTlsFiles {
+        cert: pki.server_cert_path(),
+        key: pki.server_key_path(),
+        client_ca: pki.ca_cert_path(),
     };
+    let gateway = GatewayConfig {
+        listen: args.listen_of(services::get(hazchem_gateway::SERVICE_NAME).expect("a row")),
+        tls: Some(tls.clone()),
+        signing_keys: Some(pki.key_registry_path()),
+        ..GatewayConfig::default()
+    };
+    let mut figment = Figment::new()
+        .merge(Serialized::default(
+            "bus",
+            BusConfig::Embedded {
+                dir: args.data_dir.join("bus"),
+            },
+        ))
+        .merge(Serialized::default("metrics_listen", args.metrics_listen))
+        .merge(Serialized::default(
+            "checkpoint_key",
+            pki.ledger_public_key_path(),
+        ))
+        .merge(Serialized::default("gateway", gateway));
     for service in services::dev() {
-        let listen = args.listen_of(service);
-        let tls = Some(ServerTlsFiles {
-            cert: pki.server_cert_path(),
-            key: pki.server_key_path(),
-            client_ca: pki.ca_cert_path(),
-        });
-        let state = args.data_dir.join(service.name);
-        match service.name {
-            hazchem_gateway::SERVICE_NAME => {
-                config.gateway = GatewayConfig {
-                    listen,
-                    tls,
-                    signing_keys: Some(pki.key_registry_path()),
-                    ..GatewayConfig::default()
-                };
-            }
-            hazchem_ledger::SERVICE_NAME => {
-                config.ledger = LedgerConfig {
-                    listen,
-                    store: state,
-                    tls,
-                    signing_key: Some(pki.ledger_signing_key_path()),
-                    // One witness per department, in process, its state under <data-dir>/witnesses.
-                    witnesses: Department::ALL
-                        .iter()
-                        .map(|&d| hazchem_ledger::WitnessConfig {
-                            name: DevPki::witness_name(d),
-                            signing_key: pki.witness_signing_key_path(d),
-                            state: args
-                                .data_dir
-                                .join("witnesses")
-                                .join(format!("{}.json", d.code())),
-                        })
-                        .collect(),
-                    ..LedgerConfig::default()
-                };
-            }
-            hazchem_credit::SERVICE_NAME => {
-                config.credit = hazchem_credit::CreditConfig {
-                    listen,
-                    state,
-                    tls,
-                    ..hazchem_credit::CreditConfig::default()
-                };
-            }
-            hazchem_enforcement::SERVICE_NAME => {
-                config.enforcement = hazchem_enforcement::EnforcementConfig {
-                    listen,
-                    store: state,
-                    tls,
-                    ..hazchem_enforcement::EnforcementConfig::default()
-                };
-            }
-            hazchem_warning::SERVICE_NAME => {
-                config.warning = hazchem_warning::WarningConfig {
-                    listen,
-                    store: state,
-                    tls,
-                    ..hazchem_warning::WarningConfig::default()
-                };
-            }
-            other => bail!(
-                "the service table has `hazchem dev` run `{other}`, which this binary cannot configure \
-                 (services/hazchem/src/run.rs, dev_config)"
-            ),
+        if service.name == hazchem_gateway::SERVICE_NAME {
+            continue;
         }
+        let launcher = crate::launch::launcher(service.name).with_context(|| {
+            format!(
+                "the service table has `hazchem dev` run `{}`, which this binary has no launcher for \
+                 (services/hazchem/src/launch.rs)",
+                service.name
+            )
+        })?;
+        figment = figment.merge(launcher.dev(&Dev {
+            listen: args.listen_of(service),
+            tls: tls.clone(),
+            state: args.data_dir.join(service.name),
+            data_dir: &args.data_dir,
+            pki,
+        }));
     }
-    Ok(config)
+    Config::from_figment(figment)
 }
 
 #[derive(Debug, Args)]
@@ -277,184 +244,86 @@ pub async fn start(
     services: &[&'static Service],
     shutdown: CancellationToken,
 ) -> Result<Running> {
-    let runs = |name: &str| services.iter().any(|s| s.name == name);
     let mut registry = Registry::default();
     // Every projection's position, lag and apply latency, and every gRPC call, of this process.
     hazchem_kit::metrics::register(&mut registry);
     let mut tasks = tokio::task::JoinSet::new();
     let mut started = Vec::new();
-    // One clock per process: every rule about time (admission, deadlines, term ends, checkpoints) reads it.
-    let clock = hazchem_kit::SystemClock::shared();
-    // The ledger's key: every projection checks the stream against its signed checkpoints at start.
-    let checkpoints = match &config.checkpoint_key {
-        Some(path) => Some(
-            hazchem_kit::VerifierKey::load(path)
-                .with_context(|| format!("checkpoint_key: reading {}", path.display()))?,
-        ),
-        None => {
-            if services
-                .iter()
-                .any(|s| s.publishes && s.name != hazchem_ledger::SERVICE_NAME)
-            {
-                tracing::warn!(
-                    "checkpoint_key is not set: the services do not check the stream against the \
-                     ledger's signed checkpoints"
-                );
-            }
-            None
-        }
-    };
     // One publishing core per process: the gateway serves it to departments, and the services in this
     // process publish their own events through it.
     let publisher = Publisher::from_config(
         &config.gateway,
         bus.clone(),
         Metrics::register(&mut registry),
-    )?
-    .with_clock(clock.clone());
-    // The credit service reviews credit decisions before the gateway appends them: opened before the
-    // gateway is built, its guard added to the publishing core; a gateway whose credit service runs in
-    // another process asks it over gRPC (`credit.remote`).
-    let credit = if runs(hazchem_credit::SERVICE_NAME) {
-        Some(
-            hazchem_credit::Credit::open(&config.credit, publisher.admission().policy().clone())?
-                .with_clock(clock.clone())
-                .with_checkpoints(checkpoints.clone()),
-        )
-    } else {
-        None
+    )?;
+    let shared = Shared {
+        bus: bus.clone(),
+        // One clock per process: every rule about time (admission, deadlines, term ends, checkpoints)
+        // reads it.
+        clock: hazchem_kit::SystemClock::shared(),
+        policy: publisher.admission().policy().clone(),
+        checkpoints: checkpoint_key(config, services)?,
     };
-    let publisher = match (&credit, &config.credit.remote) {
-        (Some(credit), _) => publisher.with_guard(std::sync::Arc::new(
-            hazchem_credit::CreditGuard::new(credit.clone()),
-        )),
-        (None, Some(remote)) if runs(hazchem_gateway::SERVICE_NAME) => publisher.with_guard(
-            std::sync::Arc::new(hazchem_credit::RemoteCreditGuard::connect(remote)?),
-        ),
-        _ => publisher,
-    };
+    let mut publisher = publisher.with_clock(shared.clock.clone());
+    // Every service is opened before anything is served: a guard it hands over (the credit service's
+    // review of credit decisions) is in the publishing core before the gateway takes an event.
+    let mut opened = Vec::new();
     for &service in services {
-        let addr = match service.name {
-            hazchem_gateway::SERVICE_NAME => {
-                let gateway = Gateway::new(&config.gateway, publisher.clone(), shutdown.clone())?;
-                let listener = TcpListener::bind(config.gateway.listen)
+        if service.name == hazchem_gateway::SERVICE_NAME {
+            continue;
+        }
+        let launcher = crate::launch::launcher(service.name).with_context(|| {
+            format!(
+                "the service table gives `{}` a server, but this binary has no launcher for it \
+                 (services/hazchem/src/launch.rs)",
+                service.name
+            )
+        })?;
+        let mut service_opened = launcher.open(config, &shared).await?;
+        if let Some(guard) = service_opened.guard.take() {
+            publisher = publisher.with_guard(guard);
+        }
+        opened.push((service.name, launcher.listen(config)?, service_opened));
+    }
+    // A gateway whose credit service runs in another process asks that one over gRPC (`credit.remote`).
+    let runs = |name: &str| services.iter().any(|s| s.name == name);
+    if runs(hazchem_gateway::SERVICE_NAME) && !runs(hazchem_credit::SERVICE_NAME) {
+        let credit: hazchem_credit::CreditConfig = config.section(hazchem_credit::SERVICE_NAME)?;
+        if let Some(remote) = &credit.remote {
+            publisher = publisher.with_guard(std::sync::Arc::new(
+                hazchem_credit::RemoteCreditGuard::connect(remote)?,
+            ));
+        }
+    }
+    let mut opened = opened.into_iter();
+    for &service in services {
+        let addr = if service.name == hazchem_gateway::SERVICE_NAME {
+            let gateway = Gateway::new(&config.gateway, publisher.clone(), shutdown.clone())?;
+            let listener = TcpListener::bind(config.gateway.listen)
+                .await
+                .with_context(|| format!("binding the gateway to {}", config.gateway.listen))?;
+            let addr = listener.local_addr()?;
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move { Ok(gateway.serve(listener, shutdown).await?) });
+            addr
+        } else {
+            let (name, listen, service_opened) = opened.next().expect("opened in the same order");
+            let listener = TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding the {name} service to {listen}"))?;
+            let addr = listener.local_addr()?;
+            let serve = Serve {
+                listener,
+                sink: EventSink::new(publisher.clone(), Principal::service(name)?),
+                shutdown: shutdown.clone(),
+            };
+            tasks.spawn(async move {
+                (service_opened.run)(serve)
                     .await
-                    .with_context(|| format!("binding the gateway to {}", config.gateway.listen))?;
-                let addr = listener.local_addr()?;
-                let shutdown = shutdown.clone();
-                tasks.spawn(async move { Ok(gateway.serve(listener, shutdown).await?) });
-                addr
-            }
-            hazchem_ledger::SERVICE_NAME => {
-                let ledger = Ledger::from_config(&config.ledger)?.with_clock(clock.clone());
-                let tls = config.ledger.server_tls()?;
-                let listener = TcpListener::bind(config.ledger.listen)
-                    .await
-                    .with_context(|| format!("binding the ledger to {}", config.ledger.listen))?;
-                let addr = listener.local_addr()?;
-                let sink = EventSink::new(
-                    publisher.clone(),
-                    Principal::service(hazchem_ledger::SERVICE_NAME)?,
-                );
-                let (bus, shutdown) = (bus.clone(), shutdown.clone());
-                tasks.spawn(async move {
-                    Ok(hazchem_ledger::run_service(
-                        ledger,
-                        bus,
-                        Some(sink),
-                        listener,
-                        tls,
-                        shutdown,
-                    )
-                    .await?)
-                });
-                addr
-            }
-            hazchem_credit::SERVICE_NAME => {
-                let credit = credit.clone().expect("opened above");
-                let tls = config.credit.server_tls()?;
-                let listener =
-                    TcpListener::bind(config.credit.listen)
-                        .await
-                        .with_context(|| {
-                            format!("binding the credit service to {}", config.credit.listen)
-                        })?;
-                let addr = listener.local_addr()?;
-                let sink = EventSink::new(
-                    publisher.clone(),
-                    Principal::service(hazchem_credit::SERVICE_NAME)?,
-                );
-                let (bus, shutdown) = (bus.clone(), shutdown.clone());
-                tasks.spawn(async move {
-                    Ok(
-                        hazchem_credit::run_service(credit, bus, sink, listener, tls, shutdown)
-                            .await?,
-                    )
-                });
-                addr
-            }
-            hazchem_enforcement::SERVICE_NAME => {
-                let sink = EventSink::new(
-                    publisher.clone(),
-                    Principal::service(hazchem_enforcement::SERVICE_NAME)?,
-                );
-                let enforcement = hazchem_enforcement::Enforcement::from_config(
-                    &config.enforcement,
-                    bus.clone(),
-                    sink,
-                )
-                .await?
-                .with_clock(clock.clone())
-                .with_checkpoints(checkpoints.clone());
-                let tls = config.enforcement.server_tls()?;
-                let listener = TcpListener::bind(config.enforcement.listen)
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "binding the enforcement service to {}",
-                            config.enforcement.listen
-                        )
-                    })?;
-                let addr = listener.local_addr()?;
-                let shutdown = shutdown.clone();
-                tasks.spawn(async move {
-                    Ok(
-                        hazchem_enforcement::run_service(enforcement, listener, tls, shutdown)
-                            .await?,
-                    )
-                });
-                addr
-            }
-            hazchem_warning::SERVICE_NAME => {
-                let sink = EventSink::new(
-                    publisher.clone(),
-                    Principal::service(hazchem_warning::SERVICE_NAME)?,
-                );
-                let warnings = hazchem_warning::Warnings::from_config(
-                    &config.warning,
-                    publisher.admission().policy().clone(),
-                    bus.clone(),
-                    sink,
-                )?
-                .with_clock(clock.clone())
-                .with_checkpoints(checkpoints.clone());
-                let tls = config.warning.server_tls()?;
-                let listener = TcpListener::bind(config.warning.listen)
-                    .await
-                    .with_context(|| {
-                        format!("binding the warning service to {}", config.warning.listen)
-                    })?;
-                let addr = listener.local_addr()?;
-                let shutdown = shutdown.clone();
-                tasks.spawn(async move {
-                    Ok(hazchem_warning::run_service(warnings, listener, tls, shutdown).await?)
-                });
-                addr
-            }
-            other => bail!(
-                "the service table gives `{other}` a server, but this binary cannot start it \
-                 (services/hazchem/src/run.rs, start)"
-            ),
+                    .map_err(|e| anyhow::anyhow!(e))
+                    .with_context(|| format!("the {name} service"))
+            });
+            addr
         };
         started.push((service, addr));
     }
@@ -469,8 +338,32 @@ pub async fn start(
     })
 }
 
-/// What the banner says about a running service after its address; a service without a note of its
-/// own is described by its line in the service table.
+/// The ledger's key from `checkpoint_key`, which every projection checks the stream against.
+fn checkpoint_key(
+    config: &Config,
+    services: &[&'static Service],
+) -> Result<Option<hazchem_kit::VerifierKey>> {
+    match &config.checkpoint_key {
+        Some(path) => Ok(Some(hazchem_kit::VerifierKey::load(path).with_context(
+            || format!("checkpoint_key: reading {}", path.display()),
+        )?)),
+        None => {
+            if services
+                .iter()
+                .any(|s| s.publishes && s.name != hazchem_ledger::SERVICE_NAME)
+            {
+                tracing::warn!(
+                    "checkpoint_key is not set: the services do not check the stream against the \
+                     ledger's signed checkpoints"
+                );
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// What the banner says about a running service after its address: its row's `banner`, else its
+/// `about`.
 fn banner_note(
     service: &Service,
     addr: SocketAddr,
@@ -479,26 +372,14 @@ fn banner_note(
     data: &str,
     dir: &str,
 ) -> String {
-    match service.name {
-        hazchem_gateway::SERVICE_NAME => {
-            format!("{addr}; mTLS, development CA in {data}/pki")
-        }
-        hazchem_ledger::SERVICE_NAME => {
-            format!("audit service; checkpoint key {data}/pki/ledger.pub")
-        }
-        hazchem_credit::SERVICE_NAME => format!(
-            "credit registry: {exe} credit check <uscc> --as emergency{}{dir}",
-            flag(service.name, "--endpoint")
-        ),
-        hazchem_enforcement::SERVICE_NAME => format!(
-            "joint tasks: {exe} enforcement list --as emergency{}{dir}",
-            flag(service.name, "--endpoint")
-        ),
-        hazchem_warning::SERVICE_NAME => format!(
-            "warnings: {exe} warnings list --as emergency{}{dir}",
-            flag(service.name, "--endpoint")
-        ),
-        _ => service.about.to_owned(),
+    match service.banner {
+        Some(template) => template
+            .replace("{exe}", exe)
+            .replace("{data}", data)
+            .replace("{addr}", &addr.to_string())
+            .replace("{endpoint}", &flag(service.name, "--endpoint"))
+            .replace("{dir}", dir),
+        None => service.about.to_owned(),
     }
 }
 
@@ -622,13 +503,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pki = DevPki::generate(&dir.path().join("pki")).unwrap();
         let listens = |config: &Config| -> BTreeMap<&str, SocketAddr> {
-            BTreeMap::from([
-                (hazchem_gateway::SERVICE_NAME, config.gateway.listen),
-                (hazchem_ledger::SERVICE_NAME, config.ledger.listen),
-                (hazchem_credit::SERVICE_NAME, config.credit.listen),
-                (hazchem_enforcement::SERVICE_NAME, config.enforcement.listen),
-                (hazchem_warning::SERVICE_NAME, config.warning.listen),
-            ])
+            crate::launch::LAUNCHERS
+                .iter()
+                .map(|l| (l.name(), l.listen(config).unwrap()))
+                .chain([(hazchem_gateway::SERVICE_NAME, config.gateway.listen)])
+                .collect()
         };
 
         let data_dir = dir.path().to_str().unwrap();
@@ -648,9 +527,23 @@ mod tests {
                 dir: dir.path().join("bus")
             }
         );
-        assert_eq!(config.ledger.store, dir.path().join("ledger"));
-        assert_eq!(config.credit.state, dir.path().join("credit"));
-        assert_eq!(config.enforcement.store, dir.path().join("enforcement"));
+        let section = |name| config.section::<serde_json::Value>(name).unwrap();
+        for (name, key) in [
+            ("ledger", "store"),
+            ("credit", "state"),
+            ("enforcement", "store"),
+            ("warning", "store"),
+        ] {
+            assert_eq!(
+                section(name)[key].as_str().map(PathBuf::from),
+                Some(dir.path().join(name)),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            config.checkpoint_key,
+            Some(dir.path().join("pki").join("ledger.pub"))
+        );
 
         let args = dev_args(&["--data-dir", data_dir, "--listen", "127.0.0.2:9000"]);
         let listen = listens(&dev_config(&args, &pki).unwrap());

@@ -112,7 +112,10 @@ async fn verdict(
     bus: &Bus,
     key: &VerifierKey,
 ) -> Result<hazchem_ledger::verify::Verified, hazchem_ledger::verify::VerifyFailure> {
-    match verify_stream(bus, key.clone(), None).await.unwrap() {
+    match verify_stream(bus, key.clone(), &Default::default())
+        .await
+        .unwrap()
+    {
         StreamVerdict::Checked { result, .. } => result,
         StreamVerdict::NoCheckpoint { messages } => {
             panic!("no checkpoint among {messages} messages")
@@ -138,7 +141,9 @@ async fn the_embedded_stream_verifies_and_tampering_names_the_leaf() {
         );
         // Another key's checkpoint in the stream is not trusted: there is none to check against.
         let other = signer().verifier();
-        let none = verify_stream(&bus, other, None).await.unwrap();
+        let none = verify_stream(&bus, other, &Default::default())
+            .await
+            .unwrap();
         assert!(
             matches!(none, StreamVerdict::NoCheckpoint { .. }),
             "{none:?}"

@@ -14,7 +14,7 @@ use tonic::transport::Channel;
 
 use crate::merkle::Hash;
 use crate::note::VerifierKey;
-use crate::verify::{self, Verified, Verifier, VerifyFailure};
+use crate::verify::{self, Requirements, Verified, Verifier, VerifyFailure};
 
 /// A call to the audit service failed (as opposed to the log failing verification).
 #[derive(Debug, thiserror::Error)]
@@ -94,25 +94,20 @@ pub async fn replay_all(
         .into_inner())
 }
 
-/// Verifies the server's log against its checkpoint `note` (and `since`, an earlier checkpoint the auditor
-/// saved); on a root mismatch, locates the first divergent leaf with consistency proofs. The outer error is
-/// a failed call; the inner result is the verification's verdict.
+/// Verifies the server's log against its checkpoint `note`, with what `requirements` asks (an earlier
+/// checkpoint the auditor saved, witnesses' cosignatures, origin signatures); on a root mismatch, locates
+/// the first divergent leaf with consistency proofs. The outer error is a failed call; the inner result is
+/// the verification's verdict.
 pub async fn verify_log(
     client: &mut AuditServiceClient<Channel>,
     key: VerifierKey,
     note: &str,
-    since: Option<&str>,
+    requirements: &Requirements,
 ) -> Result<Result<Verified, VerifyFailure>, CallError> {
-    let mut verifier = match Verifier::new(key, note) {
+    let mut verifier = match Verifier::with_requirements(key, note, requirements) {
         Ok(v) => v,
         Err(failure) => return Ok(Err(failure)),
     };
-    if let Some(since) = since {
-        verifier = match verifier.with_earlier(since) {
-            Ok(v) => v,
-            Err(failure) => return Ok(Err(failure)),
-        };
-    }
     let size = verifier.checkpoint().size;
     let root = verifier.checkpoint().root;
     if let Some(earlier) = verifier.earlier().map(|e| e.size) {
@@ -165,13 +160,14 @@ pub enum StreamVerdict {
 
 /// Verifies the system of record itself: finds the latest `checkpoint_published` event of the ledger in
 /// `bus` whose note verifies with `key` for the key's origin (a checkpoint in the stream signed by anyone
-/// else, or of another log, is ignored), then checks the stream's messages `1..=size`, byte for byte, as the leaves of that
-/// checkpoint (and that they extend `since`, an earlier checkpoint the auditor saved). Reads the stream
-/// twice, keeping 32 bytes a message.
+/// else, or of another log, is ignored), then checks the stream's messages `1..=size`, byte for byte, as the
+/// leaves of that checkpoint, with what `requirements` asks (that they extend an earlier checkpoint the
+/// auditor saved, that witnesses cosigned the checkpoint, origin signatures). Reads the stream twice,
+/// keeping 32 bytes a message.
 pub async fn verify_stream(
     bus: &hazchem_bus::Bus,
     key: VerifierKey,
-    since: Option<&str>,
+    requirements: &Requirements,
 ) -> Result<StreamVerdict, hazchem_bus::Error> {
     let last = bus.last_sequence().await?;
     let mut latest: Option<String> = None;
@@ -200,7 +196,7 @@ pub async fn verify_stream(
     let Some(note) = latest else {
         return Ok(StreamVerdict::NoCheckpoint { messages: last });
     };
-    let mut verifier = match Verifier::new(key, &note) {
+    let mut verifier = match Verifier::with_requirements(key, &note, requirements) {
         Ok(v) => v,
         Err(failure) => {
             return Ok(StreamVerdict::Checked {
@@ -209,17 +205,6 @@ pub async fn verify_stream(
             });
         }
     };
-    if let Some(since) = since {
-        verifier = match verifier.with_earlier(since) {
-            Ok(v) => v,
-            Err(failure) => {
-                return Ok(StreamVerdict::Checked {
-                    note,
-                    result: Err(failure),
-                });
-            }
-        };
-    }
     let size = verifier.checkpoint().size;
     let mut messages = std::pin::pin!(read_upto(bus, size));
     while let Some(message) = messages.next().await {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use hazchem_verify::bundle::{self, BundleRecord, BundleWriter};
 use hazchem_verify::merkle::{self, MemoryTree};
 use hazchem_verify::note::{Checkpoint, NoteSigner, VerifierKey};
-use hazchem_verify::verify::{ProblemKind, VerifyFailure};
+use hazchem_verify::verify::{ProblemKind, Requirements, VerifyFailure};
 
 const N: u64 = 100;
 const ORIGIN: &str = "hazchem.example/ledger";
@@ -109,11 +109,18 @@ fn edit_records(dir: &Path, edit: impl FnOnce(&mut Vec<BundleRecord>)) {
     std::fs::write(path, text).unwrap();
 }
 
+fn since(note: &str) -> Requirements {
+    Requirements {
+        since: Some(note.to_owned()),
+        ..Requirements::default()
+    }
+}
+
 fn verify(
     dir: &Path,
     key: &VerifierKey,
 ) -> Result<hazchem_verify::verify::Verified, VerifyFailure> {
-    bundle::verify_bundle(dir, key.clone(), None)
+    bundle::verify_bundle(dir, key.clone(), &Requirements::default())
 }
 
 fn expect_failure(
@@ -394,7 +401,7 @@ fn a_forked_history_is_refused_against_an_earlier_checkpoint() {
     // On its own, the forked bundle is self-consistent...
     verify(&path, &s.verifier()).unwrap();
     // ...but not against what the auditor saved.
-    let failure = bundle::verify_bundle(&path, s.verifier(), Some(&saved)).unwrap_err();
+    let failure = bundle::verify_bundle(&path, s.verifier(), &since(&saved)).unwrap_err();
     assert!(failure.to_string().contains("forked history"), "{failure}");
     assert_eq!(failure.first().index, Some(49), "{failure}");
     let kinds: Vec<ProblemKind> = failure.problems.iter().map(|p| p.kind).collect();
@@ -402,7 +409,7 @@ fn a_forked_history_is_refused_against_an_earlier_checkpoint() {
     assert!(kinds.contains(&ProblemKind::Inconsistent), "{kinds:?}");
     // The true history extends the saved checkpoint.
     let good = truth.export(&dir.path().join("good"), &s, false, Some(&saved));
-    let verified = bundle::verify_bundle(&good, s.verifier(), Some(&saved)).unwrap();
+    let verified = bundle::verify_bundle(&good, s.verifier(), &since(&saved)).unwrap();
     assert_eq!(verified.earlier.map(|e| e.size), Some(50));
     assert!(verified.consistency_proof);
 }
@@ -414,7 +421,7 @@ fn a_shrunk_log_is_refused() {
     let log = Log::new(N, None);
     let path = log.export(&dir.path().join("b"), &s, false, None);
     let bigger = Log::new(N + 10, None).checkpoint(&s, N + 10);
-    let failure = bundle::verify_bundle(&path, s.verifier(), Some(&bigger)).unwrap_err();
+    let failure = bundle::verify_bundle(&path, s.verifier(), &since(&bigger)).unwrap_err();
     assert_eq!(failure.first().kind, ProblemKind::EarlierCheckpoint);
     assert!(failure.to_string().contains("the log shrank"), "{failure}");
 }

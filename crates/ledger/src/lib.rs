@@ -30,6 +30,7 @@ mod grpc;
 mod ledger;
 pub mod online;
 pub mod store;
+mod witnesses;
 
 pub use hazchem_verify::{bundle, merkle, note, origin, record, registry, verify, witness};
 
@@ -39,3 +40,4 @@ pub use grpc::{AuditServer, run_service, status};
 pub use ledger::{InclusionProof, Ledger, SERVICE_NAME, checkpoint_event, checkpoint_event_id};
 pub use merkle::Hash;
 pub use note::{Checkpoint, DEFAULT_ORIGIN, NoteSigner, VerifierKey};
+pub use witnesses::WitnessPeer;

@@ -116,6 +116,8 @@ pub struct Config {
     pub enforcement: hazchem_enforcement::EnforcementConfig,
     /// Early warning (`hazchem serve warning`).
     pub warning: hazchem_warning::WarningConfig,
+    /// A department's witness (`hazchem serve witness`), which needs no bus.
+    pub witness: hazchem_witness::WitnessServiceConfig,
 }
 
 impl Default for Config {
@@ -128,6 +130,7 @@ impl Default for Config {
             ledger: hazchem_ledger::LedgerConfig::default(),
             enforcement: hazchem_enforcement::EnforcementConfig::default(),
             warning: hazchem_warning::WarningConfig::default(),
+            witness: hazchem_witness::WitnessServiceConfig::default(),
         }
     }
 }

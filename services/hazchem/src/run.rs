@@ -24,6 +24,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{BusConfig, Config, serve_metrics};
 
+/// The port of the first of `hazchem dev`'s nine witnesses (one per department, in
+/// [`Department::ALL`] order).
+pub const DEV_WITNESS_PORT: u16 = 7450;
+
 #[derive(Debug, Args)]
 pub struct DevArgs {
     /// Where the bus, the services' state and the development PKI live.
@@ -41,6 +45,17 @@ pub struct DevArgs {
 }
 
 impl DevArgs {
+    /// The port of the `n`th development witness: 7450 + n with the gateway's default `--listen` port,
+    /// else a free one.
+    fn dev_witness_port(&self, n: usize) -> u16 {
+        let gateway_default = services::default_listen(hazchem_gateway::SERVICE_NAME).port();
+        if self.listen.port() == gateway_default {
+            DEV_WITNESS_PORT + n as u16
+        } else {
+            0
+        }
+    }
+
     /// Where `service` listens: the gateway on `--listen`; any other on its `--<service>-listen`, else on
     /// `--listen`'s address with its own default port when `--listen` has the gateway's default port,
     /// and on a free port otherwise (so that several `hazchem dev` can run side by side).
@@ -126,19 +141,93 @@ pub async fn dev(args: DevArgs, shutdown: CancellationToken) -> Result<()> {
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let pki =
         DevPki::generate(&args.data_dir.join("pki")).context("creating the development PKI")?;
-    let config = dev_config(&args, &pki)?;
+    // The nine departments' witnesses, each its own HTTPS server on loopback, bound first so that the
+    // ledger is configured with their addresses.
+    let mut witnesses = Vec::new();
+    for (n, department) in Department::ALL.into_iter().enumerate() {
+        let addr = SocketAddr::new(args.listen.ip(), args.dev_witness_port(n));
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the {} witness to {addr}", department.code()))?;
+        witnesses.push((department, listener));
+    }
+    let addrs: Vec<(Department, SocketAddr)> = witnesses
+        .iter()
+        .map(|(d, l)| Ok((*d, l.local_addr()?)))
+        .collect::<Result<_>>()?;
+    let config = dev_config(&args, &pki, &addrs)?;
     config.validate()?;
     let bus = config.bus.open().await?;
     let dev: Vec<&'static Service> = services::dev().collect();
-    let running = start(&config, bus, &dev, shutdown.clone()).await?;
+    let mut running = start(&config, bus, &dev, shutdown.clone()).await?;
+    for (department, listener) in witnesses {
+        let witness = dev_witness_config(&args, &pki, department, listener.local_addr()?);
+        start_witness(&mut running, &witness, listener, shutdown.clone())?;
+    }
+    running.dev_witnesses = addrs;
     print_dev_banner(&args, &running);
     running.wait().await
 }
 
+/// The configuration of `department`'s development witness: its key from the development PKI, the
+/// ledger's key as the one log it knows, its state in `<data-dir>/witnesses/<code>.json`, HTTPS with the
+/// development server certificate.
+fn dev_witness_config(
+    args: &DevArgs,
+    pki: &DevPki,
+    department: Department,
+    listen: SocketAddr,
+) -> hazchem_witness::WitnessServiceConfig {
+    hazchem_witness::WitnessServiceConfig {
+        listen,
+        name: Some(DevPki::witness_name(department)),
+        signing_key: Some(pki.witness_signing_key_path(department)),
+        state: args
+            .data_dir
+            .join("witnesses")
+            .join(format!("{}.json", department.code())),
+        logs: vec![hazchem_witness::LogConfig {
+            key: pki.ledger_public_key_path(),
+            origin: None,
+        }],
+        tls: Some(hazchem_witness::TlsFiles {
+            cert: pki.server_cert_path(),
+            key: pki.server_key_path(),
+        }),
+    }
+}
+
+/// Starts a witness server on `listener` among `running`'s tasks.
+fn start_witness(
+    running: &mut Running,
+    config: &hazchem_witness::WitnessServiceConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr> {
+    let server = hazchem_witness::WitnessServer::from_config(config)
+        .with_context(|| {
+            format!(
+                "starting the witness {}",
+                config.name.as_deref().unwrap_or("")
+            )
+        })?
+        .with_clock(running.clock.clone());
+    let addr = listener.local_addr()?;
+    running
+        .tasks
+        .spawn(async move { Ok(server.serve(listener, shutdown).await?) });
+    Ok(addr)
+}
+
 /// The configuration `hazchem dev` runs with: the embedded bus in `<data-dir>/bus`, and every service it
 /// runs on its address ([`DevArgs::listen_of`]) with the development PKI's server certificate and CA and
-/// its state in `<data-dir>/<service>`.
-fn dev_config(args: &DevArgs, pki: &DevPki) -> Result<Config> {
+/// its state in `<data-dir>/<service>`; the ledger asks the departments' witnesses at `witnesses`.
+fn dev_config(
+    args: &DevArgs,
+    pki: &DevPki,
+    witnesses: &[(Department, SocketAddr)],
+) -> Result<Config> {
+    let witness_keys = pki.witness_keys()?;
     let mut config = Config {
         bus: BusConfig::Embedded {
             dir: args.data_dir.join("bus"),
@@ -169,16 +258,21 @@ fn dev_config(args: &DevArgs, pki: &DevPki) -> Result<Config> {
                     store: state,
                     tls,
                     signing_key: Some(pki.ledger_signing_key_path()),
-                    // One witness per department, in process, its state under <data-dir>/witnesses.
-                    witnesses: Department::ALL
+                    // One witness per department, each its own HTTPS server (started by `dev`), asked
+                    // over the tlog-witness protocol as a department's own witness would be.
+                    witnesses: witnesses
                         .iter()
-                        .map(|&d| hazchem_ledger::WitnessConfig {
-                            name: DevPki::witness_name(d),
-                            signing_key: pki.witness_signing_key_path(d),
-                            state: args
-                                .data_dir
-                                .join("witnesses")
-                                .join(format!("{}.json", d.code())),
+                        .map(|(d, addr)| {
+                            let key = Department::ALL
+                                .iter()
+                                .position(|x| x == d)
+                                .map(|i| &witness_keys[i])
+                                .expect("a key for each department");
+                            hazchem_ledger::WitnessConfig::remote(
+                                format!("https://localhost:{}", addr.port()),
+                                key,
+                                Some(pki.ca_cert_path()),
+                            )
                         })
                         .collect(),
                     ..LedgerConfig::default()
@@ -236,6 +330,16 @@ fn served_service() -> impl clap::builder::TypedValueParser<Value = &'static Ser
 
 pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
     let config = Config::load(args.config.as_deref())?;
+    if args.service.name == hazchem_witness::SERVICE_NAME {
+        // A department's witness touches no bus: it only answers the ledger's add-checkpoint calls.
+        let listener = TcpListener::bind(config.witness.listen)
+            .await
+            .with_context(|| format!("binding the witness to {}", config.witness.listen))?;
+        let mut running = Running::new(hazchem_kit::SystemClock::shared());
+        let addr = start_witness(&mut running, &config.witness, listener, shutdown)?;
+        running.services.push((args.service, addr));
+        return running.wait().await;
+    }
     let bus = config.bus.open().await?;
     start(&config, bus, &[args.service], shutdown)
         .await?
@@ -247,11 +351,24 @@ pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
 pub struct Running {
     /// Each service started, with the address it listens on, in the order started.
     pub services: Vec<(&'static Service, SocketAddr)>,
+    /// `hazchem dev`'s witnesses, one per department.
+    pub dev_witnesses: Vec<(Department, SocketAddr)>,
     pub metrics: Option<SocketAddr>,
+    clock: hazchem_kit::SharedClock,
     tasks: tokio::task::JoinSet<Result<()>>,
 }
 
 impl Running {
+    fn new(clock: hazchem_kit::SharedClock) -> Self {
+        Running {
+            services: Vec::new(),
+            dev_witnesses: Vec::new(),
+            metrics: None,
+            clock,
+            tasks: tokio::task::JoinSet::new(),
+        }
+    }
+
     /// Where the service `name` listens, if it runs here.
     pub fn addr(&self, name: &str) -> Option<SocketAddr> {
         self.services
@@ -428,6 +545,9 @@ pub async fn start(
                 });
                 addr
             }
+            hazchem_witness::SERVICE_NAME => {
+                bail!("a witness is started on its own (`hazchem serve witness`), without a bus")
+            }
             other => bail!(
                 "the service table gives `{other}` a server, but this binary cannot start it \
                  (services/hazchem/src/run.rs, start)"
@@ -443,6 +563,7 @@ pub async fn start(
         services: started,
         metrics,
         tasks,
+        ..Running::new(clock)
     })
 }
 
@@ -504,7 +625,7 @@ fn print_dev_banner(args: &DevArgs, running: &Running) {
         .services
         .iter()
         .map(|(s, _)| s.name.len())
-        .chain(["metrics".len(), "data".len()])
+        .chain(["metrics".len(), "data".len(), "witnesses".len()])
         .max()
         .unwrap_or_default()
         + 2;
@@ -515,6 +636,17 @@ fn print_dev_banner(args: &DevArgs, running: &Running) {
             "\n  {:<width$} https://localhost:{}  ({note})",
             service.name,
             addr.port()
+        ));
+    }
+    if let (Some((_, first)), Some((_, last))) =
+        (running.dev_witnesses.first(), running.dev_witnesses.last())
+    {
+        lines.push_str(&format!(
+            "\n  {:<width$} https://localhost:{}-{}  (the nine departments' witnesses, C2SP tlog-witness; \
+             keys {data}/pki/witnesses.keys)",
+            "witnesses",
+            first.port(),
+            last.port()
         ));
     }
     let metrics = running
@@ -609,7 +741,7 @@ mod tests {
         };
 
         let data_dir = dir.path().to_str().unwrap();
-        let config = dev_config(&dev_args(&["--data-dir", data_dir]), &pki).unwrap();
+        let config = dev_config(&dev_args(&["--data-dir", data_dir]), &pki, &[]).unwrap();
         let listen = listens(&config);
         for service in services::dev() {
             assert_eq!(
@@ -630,7 +762,7 @@ mod tests {
         assert_eq!(config.enforcement.store, dir.path().join("enforcement"));
 
         let args = dev_args(&["--data-dir", data_dir, "--listen", "127.0.0.2:9000"]);
-        let listen = listens(&dev_config(&args, &pki).unwrap());
+        let listen = listens(&dev_config(&args, &pki, &[]).unwrap());
         for service in services::dev() {
             let expected = if service.name == hazchem_gateway::SERVICE_NAME {
                 "127.0.0.2:9000"
@@ -651,7 +783,7 @@ mod tests {
             flags.push(format!("127.0.0.3:{}", 9100 + n));
         }
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        let listen = listens(&dev_config(&dev_args(&flags), &pki).unwrap());
+        let listen = listens(&dev_config(&dev_args(&flags), &pki, &[]).unwrap());
         for (n, service) in ServiceListen::services().enumerate() {
             assert_eq!(
                 listen[service.name].to_string(),

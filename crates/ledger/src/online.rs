@@ -147,6 +147,7 @@ pub async fn verify_log(
 
 /// What [`verify_stream`] found.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one value per verification, returned once
 pub enum StreamVerdict {
     /// The stream holds no checkpoint of `origin` signed by the key (the ledger has not published one
     /// yet, or they are all forged): nothing can be checked.

@@ -25,6 +25,8 @@ pub struct WitnessPeer {
     recorded: Mutex<u64>,
 }
 
+/// A few per ledger, made once: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Peer {
     Local(Mutex<Witness>),

@@ -123,9 +123,10 @@ impl TrustedKey {
 #[derive(Debug, Clone, Args)]
 pub struct OriginTrust {
     /// The departments' origin-signing keys you trust, with their key ids and validity
-    /// (`signing-keys.toml`; default: the development PKI's under --data-dir). Every record's origin
-    /// signature must verify with the key its key id names, valid when the record was accepted; keys a
-    /// bundle carries are never trusted because it says so.
+    /// (`signing-keys.toml`; default: the development PKI's under --data-dir, if there is one; without
+    /// any, origin signatures are not checked and the command says so). Every record's origin signature
+    /// must verify with the key its key id names, valid when the record was accepted; keys a bundle
+    /// carries are never trusted because it says so.
     #[arg(long, value_name = "FILE")]
     pub key_registry: Option<PathBuf>,
     /// The publish policy whose `[signatures]` rules say which events must be signed (default: the
@@ -135,11 +136,20 @@ pub struct OriginTrust {
 }
 
 impl OriginTrust {
-    fn load(&self, data_dir: &Path) -> Result<OriginCheck> {
-        let path = self
-            .key_registry
-            .clone()
-            .unwrap_or_else(|| data_dir.join("pki").join("signing-keys.toml"));
+    /// The origin check, or `None` when no registry was named and there is none in the development PKI
+    /// (then only the ledger's key is trusted, and the caller says that origin signatures were not
+    /// checked). A registry that was named but cannot be read is an error.
+    fn load(&self, data_dir: &Path) -> Result<Option<OriginCheck>> {
+        let path = match &self.key_registry {
+            Some(path) => path.clone(),
+            None => {
+                let default = data_dir.join("pki").join("signing-keys.toml");
+                if !default.exists() {
+                    return Ok(None);
+                }
+                default
+            }
+        };
         let registry = KeyRegistry::load(&path).with_context(|| {
             format!(
                 "reading the departments' key registry {} (give the one you trust with --key-registry)",
@@ -150,9 +160,13 @@ impl OriginTrust {
             Some(path) => hazchem_admission::Policy::load(path)?,
             None => hazchem_admission::Policy::default_policy(),
         };
-        Ok(OriginCheck::new(registry, policy.signature_rules()))
+        Ok(Some(OriginCheck::new(registry, policy.signature_rules())))
     }
 }
+
+/// What `audit verify` prints when it checks no origin signatures.
+const ORIGIN_UNCHECKED: &str = "origin signatures not checked: no key registry (give the departments' \
+                                keys you trust with --key-registry FILE)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -412,7 +426,7 @@ async fn verify_command(args: VerifyArgs) -> Result<()> {
             .as_deref()
             .map(read_file)
             .transpose()?,
-        origin: Some(args.origin.load(data_dir)?),
+        origin: args.origin.load(data_dir)?,
         ..Requirements::default()
     };
     if let Some(required) = args.witnesses {
@@ -466,6 +480,9 @@ async fn verify_command(args: VerifyArgs) -> Result<()> {
     match result {
         Ok(verified) => {
             println!("{verified}");
+            if verified.origin.is_none() {
+                println!("{ORIGIN_UNCHECKED}");
+            }
             if let Some(path) = &args.save_checkpoint {
                 std::fs::write(path, &note)
                     .with_context(|| format!("writing {}", path.display()))?;
@@ -622,9 +639,12 @@ async fn export(args: ExportArgs) -> Result<()> {
     let size = checkpoint.size;
     // First pass: verify everything, origin signatures included, and learn which keys signed.
     let origin = args.origin.load(&args.ledger.connection.data_dir)?;
+    if origin.is_none() {
+        eprintln!("{ORIGIN_UNCHECKED}");
+    }
     let requirements = Requirements {
         since: since.clone(),
-        origin: Some(origin.clone()),
+        origin: origin.clone(),
         ..Requirements::default()
     };
     let verified = match online::verify_log(&mut client, key.clone(), &note, &requirements).await? {
@@ -633,7 +653,7 @@ async fn export(args: ExportArgs) -> Result<()> {
     };
     let mut signers = KeyRegistry::new();
     for id in verified.origin.iter().flat_map(|o| o.verified.keys()) {
-        if let Some(key) = origin.registry().key(id) {
+        if let Some(key) = origin.as_ref().and_then(|o| o.registry().key(id)) {
             signers.add(key.clone())?;
         }
     }

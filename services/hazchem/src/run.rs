@@ -670,7 +670,7 @@ fn print_dev_banner(args: &DevArgs, running: &Running) {
          \n  prove that one event is in the record, or export an offline bundle and check it:\
          \n    {exe} audit prove <event-id>{ledger}{dir}\
          \n    {exe} audit export --out audit-bundle{ledger}{dir}\
-         \n    {exe} audit verify --bundle audit-bundle --key {data}/pki/ledger.pub\
+         \n    {exe} audit verify --bundle audit-bundle --key {data}/pki/ledger.pub --key-registry {data}/pki/signing-keys.toml\
          \n\nCtrl-C stops it; everything published stays in {data}/bus.\n",
         "metrics", "data",
     );

@@ -638,15 +638,26 @@ fn print_dev_banner(args: &DevArgs, running: &Running) {
             addr.port()
         ));
     }
-    if let (Some((_, first)), Some((_, last))) =
-        (running.dev_witnesses.first(), running.dev_witnesses.last())
-    {
+    if !running.dev_witnesses.is_empty() {
+        let ports: Vec<u16> = running
+            .dev_witnesses
+            .iter()
+            .map(|(_, a)| a.port())
+            .collect();
+        let consecutive = ports.windows(2).all(|w| w[1] == w[0] + 1);
+        let ports = if consecutive {
+            format!("{}-{}", ports[0], ports[ports.len() - 1])
+        } else {
+            ports
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         lines.push_str(&format!(
-            "\n  {:<width$} https://localhost:{}-{}  (the nine departments' witnesses, C2SP tlog-witness; \
-             keys {data}/pki/witnesses.keys)",
+            "\n  {:<width$} https://localhost:{ports}  (the nine departments' witnesses, C2SP \
+             tlog-witness; keys {data}/pki/witnesses.keys)",
             "witnesses",
-            first.port(),
-            last.port()
         ));
     }
     let metrics = running
@@ -663,7 +674,7 @@ fn print_dev_banner(args: &DevArgs, running: &Running) {
          \n    {exe} tail --as fire{endpoint}{dir}\
          \n  publish a signed licence decision, as emergency management:\
          \n    {exe} publish --as emergency --sign{endpoint}{dir} tests/fixtures/events/licence_issued.json\
-         \n  verify the whole record against the ledger's signed checkpoint, trusting only its public key:\
+         \n  verify the whole record against the ledger's signed checkpoint, and every origin signature against the departments' registered keys:\
          \n    {exe} audit verify{ledger}{dir}\
          \n  and require that the nine departments' witnesses cosigned that checkpoint (a log showing you a fork cannot get them):\
          \n    {exe} audit verify --witnesses 9{ledger}{dir}\

@@ -300,6 +300,8 @@ const MAX_PROBLEMS: usize = 1000;
 pub struct Verifier {
     key: VerifierKey,
     checkpoint: Checkpoint,
+    /// The signed note, with any cosignatures.
+    note: String,
     earlier: Option<Checkpoint>,
     frontier: Frontier,
     leaf_hashes: Vec<Hash>,
@@ -342,6 +344,7 @@ impl Verifier {
         Ok(Verifier {
             key,
             checkpoint,
+            note: checkpoint_note.to_owned(),
             earlier: None,
             frontier: Frontier::new(),
             leaf_hashes: Vec::new(),
@@ -365,8 +368,8 @@ impl Verifier {
         checkpoint_note: &str,
         requirements: &Requirements,
     ) -> Result<Self, VerifyFailure> {
-        let mut verifier = Verifier::new(key, checkpoint_note)?
-            .with_witnesses(checkpoint_note, &requirements.witnesses)?;
+        let mut verifier =
+            Verifier::new(key, checkpoint_note)?.with_witnesses(&requirements.witnesses)?;
         if let Some(since) = &requirements.since {
             verifier = verifier.with_earlier(since)?;
         }
@@ -376,17 +379,13 @@ impl Verifier {
         Ok(verifier)
     }
 
-    /// Requires good cosignatures by at least `witnesses.required` of the known witnesses on
-    /// `checkpoint_note` (the note this verifier was started with); nothing when none are required.
-    pub fn with_witnesses(
-        mut self,
-        checkpoint_note: &str,
-        witnesses: &Witnesses,
-    ) -> Result<Self, VerifyFailure> {
+    /// Requires good cosignatures by at least `witnesses.required` of the known witnesses on the
+    /// checkpoint's note; nothing when none are required.
+    pub fn with_witnesses(mut self, witnesses: &Witnesses) -> Result<Self, VerifyFailure> {
         if witnesses.required == 0 {
             return Ok(self);
         }
-        match witness::require_cosignatures(checkpoint_note, &witnesses.known, witnesses.required) {
+        match witness::require_cosignatures(&self.note, &witnesses.known, witnesses.required) {
             Ok(good) => {
                 self.cosigned = Some(Cosigned {
                     good,

@@ -102,11 +102,16 @@ pub fn set_department(event: &mut v1::Event, department: Option<Department>) {
     }
 }
 
-/// The encoded event, with an origin signature by `key` if given. The key id is the department the
-/// event names (what the gateway expects of a department's signature).
+/// The encoded event, with an origin signature by `key` if given. The key id is the key's id for the
+/// department the event names (`<code>+<8 hex digits>`, what the registry lists).
 pub fn signed(event: &v1::Event, key: Option<&SigningKey>) -> v1::SignedEvent {
-    let key_id = department_of(event).map_or("", |d| d.code());
-    signed_bytes(event.encode_to_vec(), key.map(|k| (key_id, k)))
+    let key_id =
+        |k: &SigningKey| department_of(event).map_or(String::new(), |d| k.origin_key_id(d));
+    let key = key.map(|k| (key_id(k), k));
+    signed_bytes(
+        event.encode_to_vec(),
+        key.as_ref().map(|(id, k)| (id.as_str(), *k)),
+    )
 }
 
 /// Exact bytes (encoded by the caller, perhaps deliberately broken), signed with `(key_id, key)` if

@@ -819,8 +819,26 @@ async fn origin_signatures_are_verified_and_required(kind: BusKind) {
         Code::InvalidArgument,
         &[("signature.signature", "signature.malformed")],
     );
-    // An optional signature is still verified when present.
+    // An optional signature is still verified when present: under transport's key id, by another key.
     let waybill = fresh("waybill_issued");
+    let transport_id = gw
+        .signing_key(Department::Transport)
+        .origin_key_id(Department::Transport);
+    let status = refuse(
+        &gw,
+        &dept("transport"),
+        signed_bytes(
+            waybill.encode_to_vec(),
+            Some((&transport_id, &emergency_key)),
+        ),
+    )
+    .await;
+    assert_status(
+        &status,
+        Code::InvalidArgument,
+        &[("signature.signature", "signature.invalid")],
+    );
+    // Under a key id the registry does not list (the signer's own key, unregistered for transport).
     let status = refuse(
         &gw,
         &dept("transport"),
@@ -830,7 +848,7 @@ async fn origin_signatures_are_verified_and_required(kind: BusKind) {
     assert_status(
         &status,
         Code::InvalidArgument,
-        &[("signature.signature", "signature.invalid")],
+        &[("signature.key_id", "signature.unknown_key")],
     );
     // Services have no origin keys.
     let warning = fresh("warning_raised");

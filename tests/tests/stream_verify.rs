@@ -1,14 +1,16 @@
 //! `audit verify --stream`: the system of record itself is checked against the latest checkpoint the
 //! ledger published into it, trusting only the ledger's key, on both buses. Tampering with the stream
 //! (a record's byte flipped, two records swapped, a record deleted) is detected naming the leaf; a
-//! checkpoint in the stream signed by another key is not trusted.
+//! checkpoint in the stream signed by another key is not trusted; and a stream rewritten and re-signed
+//! with the log's key verifies by that key alone but fails when witnesses' cosignatures are required.
 
 use hazchem_bus::{Bus, JetStreamConfig, Outgoing};
 use hazchem_ledger::merkle::{self, MemoryTree};
 use hazchem_ledger::note::{Checkpoint, NoteSigner, VerifierKey};
 use hazchem_ledger::online::{StreamVerdict, verify_stream};
 use hazchem_ledger::store::StoredCheckpoint;
-use hazchem_ledger::verify::ProblemKind;
+use hazchem_ledger::verify::{ProblemKind, Requirements, Witnesses};
+use hazchem_ledger::witness::{AddCheckpoint, Cosigner, Witness, add_cosignatures};
 use hazchem_pki::SigningKey;
 use hazchem_proto::v1;
 use hazchem_tests::NatsServer;
@@ -36,19 +38,23 @@ fn record(i: u64) -> Vec<u8> {
     .encode_to_vec()
 }
 
-/// The `checkpoint_published` record of a checkpoint over `records`, signed by `signer`.
-fn checkpoint_record(signer: &NoteSigner, records: &[Vec<u8>]) -> (String, Vec<u8>) {
+/// The checkpoint over `records`, signed by `signer`.
+fn checkpoint_note(signer: &NoteSigner, records: &[Vec<u8>]) -> String {
     let tree = MemoryTree::from_leaf_hashes(records.iter().map(|r| merkle::leaf_hash(r)));
-    let checkpoint = Checkpoint {
+    signer.sign_checkpoint(&Checkpoint {
         origin: ORIGIN.into(),
         size: records.len() as u64,
         root: tree.root(),
-    };
-    let note = signer.sign_checkpoint(&checkpoint);
+    })
+}
+
+/// The `checkpoint_published` record of the signed checkpoint `note` (perhaps cosigned).
+fn checkpoint_record(note: &str) -> (String, Vec<u8>) {
+    let checkpoint = hazchem_ledger::note::unverified_checkpoint(note).unwrap();
     let stored = StoredCheckpoint {
         size: checkpoint.size,
         root: checkpoint.root,
-        note: note.clone(),
+        note: note.to_owned(),
         issued_at: chrono::DateTime::from_timestamp(1_790_001_000, 0).unwrap(),
         published: false,
         foreign: checkpoint.size,
@@ -71,6 +77,13 @@ fn checkpoint_record(signer: &NoteSigner, records: &[Vec<u8>]) -> (String, Vec<u
 /// RECORDS records, then the ledger's checkpoint over them, then a few more records.
 async fn fill(bus: &Bus, signer: &NoteSigner) -> Vec<Vec<u8>> {
     let records: Vec<Vec<u8>> = (0..RECORDS).map(record).collect();
+    let note = checkpoint_note(signer, &records);
+    fill_with(bus, &records, &note).await;
+    records
+}
+
+/// `records`, then the checkpoint record of `note`, then a few more records.
+async fn fill_with(bus: &Bus, records: &[Vec<u8>], note: &str) {
     for (i, r) in records.iter().enumerate() {
         bus.publish(
             Outgoing::event(
@@ -84,7 +97,7 @@ async fn fill(bus: &Bus, signer: &NoteSigner) -> Vec<Vec<u8>> {
         .await
         .unwrap();
     }
-    let (id, bytes) = checkpoint_record(signer, &records);
+    let (id, bytes) = checkpoint_record(note);
     bus.publish(Outgoing::event("ledger", "checkpoint_published", &id, bytes).unwrap())
         .await
         .unwrap();
@@ -101,7 +114,6 @@ async fn fill(bus: &Bus, signer: &NoteSigner) -> Vec<Vec<u8>> {
         .await
         .unwrap();
     }
-    records
 }
 
 fn signer() -> NoteSigner {
@@ -112,7 +124,10 @@ async fn verdict(
     bus: &Bus,
     key: &VerifierKey,
 ) -> Result<hazchem_ledger::verify::Verified, hazchem_ledger::verify::VerifyFailure> {
-    match verify_stream(bus, key.clone(), None).await.unwrap() {
+    match verify_stream(bus, key.clone(), &Default::default())
+        .await
+        .unwrap()
+    {
         StreamVerdict::Checked { result, .. } => result,
         StreamVerdict::NoCheckpoint { messages } => {
             panic!("no checkpoint among {messages} messages")
@@ -138,7 +153,9 @@ async fn the_embedded_stream_verifies_and_tampering_names_the_leaf() {
         );
         // Another key's checkpoint in the stream is not trusted: there is none to check against.
         let other = signer().verifier();
-        let none = verify_stream(&bus, other, None).await.unwrap();
+        let none = verify_stream(&bus, other, &Default::default())
+            .await
+            .unwrap();
         assert!(
             matches!(none, StreamVerdict::NoCheckpoint { .. }),
             "{none:?}"
@@ -246,6 +263,141 @@ async fn fill_again_without(
     }
     assert_eq!(bus.last_sequence().await.unwrap(), last - 1);
     bus
+}
+
+/// Three witnesses of the log, in process.
+fn witnesses(key: &VerifierKey) -> Vec<Witness> {
+    (0..3u8)
+        .map(|i| {
+            Witness::new(
+                Cosigner::new(&format!("witness.example/w{i}"), SigningKey::generate()).unwrap(),
+                vec![key.clone()],
+                None,
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+/// `note` with the cosignature of each witness that accepts it as its first checkpoint.
+fn cosign(note: &str, witnesses: &mut [Witness]) -> String {
+    let lines: Vec<String> = witnesses
+        .iter_mut()
+        .filter_map(|w| {
+            w.add_checkpoint(
+                &AddCheckpoint {
+                    old: w.last(ORIGIN).map_or(0, |seen| seen.size),
+                    proof: vec![],
+                    note: note.to_owned(),
+                },
+                1_790_000_000,
+            )
+            .ok()
+        })
+        .collect();
+    add_cosignatures(note, &lines)
+}
+
+async fn verdict_requiring(
+    bus: &Bus,
+    key: &VerifierKey,
+    witnesses: &[Witness],
+    required: usize,
+) -> Result<hazchem_ledger::verify::Verified, hazchem_ledger::verify::VerifyFailure> {
+    let requirements = Requirements {
+        witnesses: Witnesses {
+            known: witnesses.iter().map(Witness::key).collect(),
+            required,
+        },
+        ..Requirements::default()
+    };
+    match verify_stream(bus, key.clone(), &requirements)
+        .await
+        .unwrap()
+    {
+        StreamVerdict::Checked { result, .. } => result,
+        StreamVerdict::NoCheckpoint { messages } => {
+            panic!("no checkpoint among {messages} messages")
+        }
+    }
+}
+
+/// A stream rewritten with leaf 17 altered and its checkpoint re-signed with the log's key (carrying
+/// the honest checkpoint's cosignature lines, copied) verifies by the log key alone, and fails as soon
+/// as one witness's cosignature is required: the witnesses refused the fork.
+async fn re_signed_stream_needs_the_witnesses(honest_bus: Bus, forged_bus: Bus) {
+    let s = signer();
+    let key = s.verifier();
+    let mut ws = witnesses(&key);
+    let records: Vec<Vec<u8>> = (0..RECORDS).map(record).collect();
+    let honest_note = cosign(&checkpoint_note(&s, &records), &mut ws);
+    fill_with(&honest_bus, &records, &honest_note).await;
+    let verified = verdict_requiring(&honest_bus, &key, &ws, 3).await.unwrap();
+    assert_eq!(verified.cosigned.unwrap().good.len(), 3);
+
+    let mut altered = records.clone();
+    let mut stored = v1::Record::decode(altered[17].as_slice()).unwrap();
+    stored.accepted_at = Some(hazchem_proto::time::timestamp(
+        chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+    ));
+    altered[17] = stored.encode_to_vec();
+    let forged_note = checkpoint_note(&s, &altered);
+    assert_eq!(
+        cosign(&forged_note, &mut ws),
+        forged_note,
+        "every witness refuses the fork"
+    );
+    let copied: Vec<String> = honest_note
+        .lines()
+        .filter(|l| l.starts_with("\u{2014} witness.example/"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fill_with(
+        &forged_bus,
+        &altered,
+        &add_cosignatures(&forged_note, &copied),
+    )
+    .await;
+    verdict(&forged_bus, &key)
+        .await
+        .expect("the log key alone vouches for the re-signed stream");
+    for required in 1..=3 {
+        let failure = verdict_requiring(&forged_bus, &key, &ws, required)
+            .await
+            .expect_err("no witness cosigned the re-signed checkpoint");
+        assert_eq!(failure.first().kind, ProblemKind::Witnesses, "{failure}");
+        assert!(
+            failure
+                .to_string()
+                .contains("carries 0 good cosignature(s) of the 3 known witnesses"),
+            "{failure}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_signed_embedded_stream_fails_when_witnesses_are_required() {
+    let dir = tempfile::tempdir().unwrap();
+    re_signed_stream_needs_the_witnesses(
+        Bus::embedded(&dir.path().join("honest")).await.unwrap(),
+        Bus::embedded(&dir.path().join("forged")).await.unwrap(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_signed_jetstream_stream_fails_when_witnesses_are_required() {
+    hazchem_tests::init_tracing();
+    let (honest, forged) = (NatsServer::start(), NatsServer::start());
+    re_signed_stream_needs_the_witnesses(
+        Bus::jetstream(&JetStreamConfig::new(honest.url()))
+            .await
+            .unwrap(),
+        Bus::jetstream(&JetStreamConfig::new(forged.url()))
+            .await
+            .unwrap(),
+    )
+    .await;
 }
 
 /// Each projection (ledger, credit, enforcement, warning) given the ledger's key checks the stream against

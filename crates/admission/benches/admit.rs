@@ -53,7 +53,7 @@ fn corpus(policy: &Policy) -> Vec<Item> {
                 .department()
                 .filter(|d| policy.signature_required(*d, token))
                 .map(|d| v1::OriginSignature {
-                    key_id: d.code().to_owned(),
+                    key_id: common::signing_key(d).origin_key_id(d),
                     signature: common::signing_key(d).sign(&bytes).to_vec(),
                 });
             Item {

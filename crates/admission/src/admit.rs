@@ -425,7 +425,7 @@ impl Admission {
         violations.extend(source_violation(principal, &event.source));
         let report = validate::validate(&dynamic, now, self.limits.max_clock_skew);
         violations.extend(report.violations);
-        let signature = self.signature(principal, signed, &token);
+        let signature = self.signature(principal, signed, &token, now);
         let verified = matches!(signature, Ok(true));
         if let Err(violation) = signature {
             violations.push(violation);
@@ -616,12 +616,14 @@ impl Admission {
         Ok(())
     }
 
-    /// `Ok(true)`: verified; `Ok(false)`: absent and not required.
+    /// `Ok(true)`: verified; `Ok(false)`: absent and not required. `now` is the event's `accepted_at`: the
+    /// key the signature's key id names must be valid then.
     fn signature(
         &self,
         principal: &Principal,
         signed: &v1::SignedEvent,
         token: &str,
+        now: DateTime<Utc>,
     ) -> Result<bool, FieldViolation> {
         let signature = signed
             .signature
@@ -635,7 +637,8 @@ impl Admission {
                     "signature.required",
                     format!(
                         "required: department `{}` must sign {token} events: an Ed25519 signature over \
-                         the exact event bytes, with key_id \"{}\"",
+                         the exact event bytes, with the key id of its registered key (`{}+<8 hex \
+                         digits>`)",
                         d.code(),
                         d.code()
                     ),
@@ -654,32 +657,38 @@ impl Admission {
                 ),
             ));
         };
-        if signature.key_id != department.code() {
-            return Err(FieldViolation::new(
-                "signature.key_id",
-                "signature.key_id",
-                printable(&format!(
-                    "key_id must be the publishing department's code \"{}\", found \"{}\"",
-                    department.code(),
-                    signature.key_id.chars().take(64).collect::<String>()
-                )),
-            ));
-        }
-        match self
-            .keys
-            .verify(department, &signed.event, &signature.signature)
-        {
-            Ok(()) => Ok(true),
+        match self.keys.verify(
+            department,
+            &signature.key_id,
+            &signed.event,
+            &signature.signature,
+            now,
+        ) {
+            Ok(_) => Ok(true),
             Err(error) => {
-                let rule = match error {
-                    SignatureError::NoKeyRegistered { .. } => "signature.unknown_key",
-                    SignatureError::MalformedSignature { .. } => "signature.malformed",
-                    SignatureError::BadSignature { .. } => "signature.invalid",
+                let (field, rule) = match error {
+                    SignatureError::MalformedKeyId { .. } | SignatureError::ForeignKeyId { .. } => {
+                        ("signature.key_id", "signature.key_id")
+                    }
+                    SignatureError::NoKeyRegistered { .. } | SignatureError::UnknownKey { .. } => {
+                        ("signature.key_id", "signature.unknown_key")
+                    }
+                    SignatureError::NotYetValid { .. }
+                    | SignatureError::Expired { .. }
+                    | SignatureError::NoKeyValidAt { .. } => {
+                        ("signature.key_id", "signature.key_not_valid")
+                    }
+                    SignatureError::MalformedSignature { .. } => {
+                        ("signature.signature", "signature.malformed")
+                    }
+                    SignatureError::BadSignature { .. } => {
+                        ("signature.signature", "signature.invalid")
+                    }
                 };
                 Err(FieldViolation::new(
-                    "signature.signature",
+                    field,
                     rule,
-                    error.to_string(),
+                    printable(&error.to_string().chars().take(300).collect::<String>()),
                 ))
             }
         }

@@ -487,6 +487,17 @@ impl Policy {
         self.signed_departments.contains(&department) || self.signed_event_types.contains(token)
     }
 
+    /// The `[signatures]` rules as an auditor re-checks them (`hazchem_verify::origin`): which events must
+    /// carry their department's origin signature.
+    #[must_use]
+    pub fn signature_rules(&self) -> hazchem_verify::origin::SignatureRules {
+        hazchem_verify::origin::SignatureRules::new(
+            self.signed_departments.iter().copied(),
+            self.signed_event_types.iter().cloned(),
+        )
+        .expect("the policy's event types are the contract's (checked when it was loaded)")
+    }
+
     /// The NATS publish permissions of every department (in [`Department::ALL`] order) and every service
     /// (by name): the subjects `hazchem.ev.<publisher>.<token>.*` of the event types it may publish.
     #[must_use]

@@ -1068,23 +1068,112 @@ fn a_signature_over_other_bytes_is_invalid() {
 
 #[test]
 fn a_signature_by_another_key_is_invalid() {
-    let mut signed = signed_by(&permit(), Department::Emergency);
-    signed.signature.as_mut().unwrap().key_id = "psb".into();
-    assert_eq!(
-        violations(&admit(&dept("psb"), &signed).unwrap_err()),
-        pairs(&[("signature.signature", "signature.invalid")])
-    );
+    // Emergency's signature under psb's key id, and under the bare code `psb` (the older key id form).
+    let psb_id = signing_key(Department::Psb).origin_key_id(Department::Psb);
+    for key_id in [psb_id.as_str(), "psb"] {
+        let signed = signed_with(&permit(), signing_key(Department::Emergency), key_id);
+        assert_eq!(
+            violations(&admit(&dept("psb"), &signed).unwrap_err()),
+            pairs(&[("signature.signature", "signature.invalid")]),
+            "{key_id}"
+        );
+    }
 }
 
 #[test]
-fn a_key_id_other_than_the_publisher_is_refused() {
-    let mut signed = signed_by(&permit(), Department::Psb);
-    signed.signature.as_mut().unwrap().key_id = "emergency".into();
-    let rejection = admit(&dept("psb"), &signed).unwrap_err();
+fn the_older_key_id_form_the_department_code_is_still_accepted() {
+    let signed = signed_with(&permit(), signing_key(Department::Psb), "psb");
+    assert!(admit(&dept("psb"), &signed).unwrap().signed);
+}
+
+#[test]
+fn a_key_id_other_than_the_publishers_keys_is_refused() {
+    let emergency_id = signing_key(Department::Emergency).origin_key_id(Department::Emergency);
+    let unregistered = hazchem_pki::SigningKey::generate().origin_key_id(Department::Psb);
+    for (key_id, field, rule) in [
+        ("emergency", "signature.key_id", "signature.key_id"),
+        (
+            emergency_id.as_str(),
+            "signature.key_id",
+            "signature.key_id",
+        ),
+        ("psb-2026", "signature.key_id", "signature.key_id"),
+        ("psb+0123456", "signature.key_id", "signature.key_id"),
+        (
+            unregistered.as_str(),
+            "signature.key_id",
+            "signature.unknown_key",
+        ),
+    ] {
+        let signed = signed_with(&permit(), signing_key(Department::Psb), key_id);
+        let rejection = admit(&dept("psb"), &signed).unwrap_err();
+        assert_eq!(violations(&rejection), pairs(&[(field, rule)]), "{key_id}");
+    }
+}
+
+/// psb rotated its key at `rotation`: the old key is valid until then (exclusive), the new one from then
+/// on. Each is accepted only for events the gateway accepts in its time.
+#[test]
+fn a_rotated_key_is_refused_after_its_not_after_and_a_new_one_before_its_not_before() {
+    let rotation = now() + ChronoDuration::hours(1);
+    let old = signing_key(Department::Psb);
+    let new = hazchem_pki::SigningKey::generate();
+    let mut rotated = KeyRegistry::new();
+    for d in Department::ALL
+        .into_iter()
+        .filter(|d| *d != Department::Psb)
+    {
+        rotated.insert(d, signing_key(d).public_key());
+    }
+    rotated
+        .add(
+            hazchem_pki::OriginKey::new(Department::Psb, old.public_key().into())
+                .not_after(rotation),
+        )
+        .unwrap();
+    rotated
+        .add(
+            hazchem_pki::OriginKey::new(Department::Psb, new.public_key().into())
+                .not_before(rotation),
+        )
+        .unwrap();
+    let admission = Admission::new(Policy::default_policy(), rotated, Limits::default());
+    let by_old = signed_by(&permit(), Department::Psb);
+    let by_new = signed_with(&permit(), &new, &new.origin_key_id(Department::Psb));
+    let admit_at = |signed: &v1::SignedEvent, at| admission.admit(&dept("psb"), signed, at);
+
+    // Before the rotation: the old key, not the new one.
+    assert!(admit_at(&by_old, now()).unwrap().signed);
+    let rejection = admit_at(&by_new, now()).unwrap_err();
     assert_eq!(
         violations(&rejection),
-        pairs(&[("signature.key_id", "signature.key_id")])
+        pairs(&[("signature.key_id", "signature.key_not_valid")])
     );
+    assert!(
+        rejection.to_string().contains("is not valid before"),
+        "{rejection}"
+    );
+    // From the rotation on: the new key, not the old one (at the instant itself, and later).
+    for at in [rotation, rotation + ChronoDuration::days(30)] {
+        assert!(admit_at(&by_new, at).unwrap().signed);
+        let rejection = admit_at(&by_old, at).unwrap_err();
+        assert_eq!(
+            violations(&rejection),
+            pairs(&[("signature.key_id", "signature.key_not_valid")])
+        );
+        assert!(
+            rejection.to_string().contains("rotated or retired"),
+            "{rejection}"
+        );
+        // The bare code picks the key valid then: the new one's signature passes, the old one's fails.
+        let legacy_new = signed_with(&permit(), &new, "psb");
+        assert!(admit_at(&legacy_new, at).unwrap().signed);
+        let legacy_old = signed_with(&permit(), old, "psb");
+        assert_eq!(
+            violations(&admit_at(&legacy_old, at).unwrap_err()),
+            pairs(&[("signature.signature", "signature.invalid")])
+        );
+    }
 }
 
 #[test]
@@ -1100,7 +1189,7 @@ fn an_unregistered_key_and_a_malformed_signature() {
         .unwrap_err();
     assert_eq!(
         violations(&rejection),
-        pairs(&[("signature.signature", "signature.unknown_key")])
+        pairs(&[("signature.key_id", "signature.unknown_key")])
     );
 
     let mut signed = signed_by(&permit(), Department::Psb);

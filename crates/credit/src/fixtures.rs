@@ -222,12 +222,12 @@ pub fn licence_issued(
     e
 }
 
-/// A publish request for `event`, signed with `key` when given (key id: the department's code).
+/// A publish request for `event`, signed with `key` when given (key id: the key's, `<code>+<hex>`).
 #[must_use]
 pub fn signed(event: &v1::Event, key: Option<(&SigningKey, Department)>) -> v1::SignedEvent {
     let bytes = event.encode_to_vec();
     let signature = key.map(|(k, d)| v1::OriginSignature {
-        key_id: d.code().to_owned(),
+        key_id: k.origin_key_id(d),
         signature: k.sign(&bytes).to_vec(),
     });
     v1::SignedEvent {

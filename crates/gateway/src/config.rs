@@ -21,7 +21,8 @@ pub struct GatewayConfig {
     pub tls: Option<ServerTlsFiles>,
     /// Publish and read policy (TOML); unset means the built-in default policy (`deploy/policy.toml`).
     pub policy: Option<PathBuf>,
-    /// Registered origin-signing public keys of the departments (TOML: code = base64 key); required.
+    /// Registered origin-signing public keys of the departments, with their key ids and validity
+    /// (`signing-keys.toml`, see `hazchem_verify::registry`); required.
     pub signing_keys: Option<PathBuf>,
     /// The largest encoded event accepted.
     pub max_event_bytes: usize,

@@ -144,7 +144,7 @@ impl Publisher {
             None => Policy::default_policy(),
         };
         let keys = match &config.signing_keys {
-            Some(path) => KeyRegistry::load(path)?,
+            Some(path) => hazchem_pki::load_key_registry(path)?,
             None => KeyRegistry::new(),
         };
         let limits = Limits {

@@ -13,7 +13,7 @@ use futures::StreamExt as _;
 use hazchem_bus::{Bus, Filter, Message, Start};
 use hazchem_proto::v1;
 use hazchem_verify::note::VerifierKey;
-use hazchem_verify::verify::{Verified, Verifier, VerifyFailure};
+use hazchem_verify::verify::{Requirements, Verified, Verifier, VerifyFailure};
 
 /// The ledger's name in the service table: the publisher of checkpoints.
 pub const LEDGER: &str = "ledger";
@@ -42,6 +42,7 @@ pub fn published_checkpoint(record: &[u8]) -> Option<(v1::CheckpointPublished, D
 
 /// What [`verify_stream`] found.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one value per verification, returned once
 pub enum StreamVerdict {
     /// The stream holds no checkpoint of the key's origin signed by the key (the ledger has not
     /// published one yet, or they are all forged): nothing can be checked.
@@ -53,14 +54,15 @@ pub enum StreamVerdict {
     },
 }
 
-/// Verifies the stream in `bus` against the latest checkpoint in it that `key` signed (and that it
-/// extends `since`, an earlier checkpoint an auditor saved). Reads the stream twice: once for the
+/// Verifies the stream in `bus` against the latest checkpoint in it that `key` signed, with what
+/// `requirements` asks (that it extends an earlier checkpoint an auditor saved, that witnesses cosigned
+/// the checkpoint, origin signatures). Reads the stream twice: once for the
 /// ledger's checkpoints (other messages are passed over by subject, undecoded), then its first `size`
 /// messages as leaves, keeping 32 bytes a message.
 pub async fn verify_stream(
     bus: &Bus,
     key: VerifierKey,
-    since: Option<&str>,
+    requirements: &Requirements,
 ) -> Result<StreamVerdict, hazchem_bus::Error> {
     let last = bus.last_sequence().await?;
     let mut latest: Option<(u64, String)> = None;
@@ -90,27 +92,21 @@ pub async fn verify_stream(
     let Some((_, note)) = latest else {
         return Ok(StreamVerdict::NoCheckpoint { messages: last });
     };
-    let result = check_prefix(bus, key, &note, since).await?;
+    let result = check_prefix(bus, key, &note, requirements).await?;
     Ok(StreamVerdict::Checked { note, result })
 }
 
-/// The stream's first messages as the leaves of the checkpoint `note` (extending `since`).
+/// The stream's first messages as the leaves of the checkpoint `note`, with `requirements`.
 async fn check_prefix(
     bus: &Bus,
     key: VerifierKey,
     note: &str,
-    since: Option<&str>,
+    requirements: &Requirements,
 ) -> Result<Result<Verified, VerifyFailure>, hazchem_bus::Error> {
-    let mut verifier = match Verifier::new(key, note) {
+    let mut verifier = match Verifier::with_requirements(key, note, requirements) {
         Ok(v) => v,
         Err(failure) => return Ok(Err(failure)),
     };
-    if let Some(since) = since {
-        verifier = match verifier.with_earlier(since) {
-            Ok(v) => v,
-            Err(failure) => return Ok(Err(failure)),
-        };
-    }
     let size = verifier.checkpoint().size;
     let mut messages = std::pin::pin!(read_upto(bus, size));
     while let Some(message) = messages.next().await {

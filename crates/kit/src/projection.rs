@@ -450,11 +450,13 @@ async fn check_stream<E: std::error::Error + 'static>(
     shutdown: &CancellationToken,
 ) -> Result<(), FollowError<E>> {
     let mut delay = FIRST_RETRY;
+    // The log key's signature and the records: what a projection needs to trust the stream.
+    let requirements = hazchem_verify::verify::Requirements::default();
     loop {
         let verdict = tokio::select! {
             biased;
             () = shutdown.cancelled() => return Ok(()),
-            verdict = verify_stream(bus, key.clone(), None) => verdict,
+            verdict = verify_stream(bus, key.clone(), &requirements) => verdict,
         };
         match verdict {
             Ok(StreamVerdict::NoCheckpoint { messages }) => {

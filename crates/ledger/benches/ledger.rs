@@ -262,8 +262,8 @@ fn main() {
         .finish(&note, Some(&signer.verifier()), None, chrono::Utc::now())
         .unwrap();
     let started = Instant::now();
-    let verified =
-        verify_bundle(&bundle_dir, signer.verifier(), None).expect("the bundle verifies");
+    let verified = verify_bundle(&bundle_dir, signer.verifier(), &Default::default())
+        .expect("the bundle verifies");
     assert_eq!(verified.inclusion_proofs, size);
     Row {
         what: "verify --bundle: read JSONL, root + an inclusion proof each".into(),

@@ -45,22 +45,110 @@ pub struct LedgerConfig {
     pub max_batch: usize,
     /// How much of the store is checked at start.
     pub startup_check: StartupCheck,
-    /// Witnesses run in the ledger's process (`[[ledger.witnesses]]`): each checkpoint is given to each,
-    /// and their cosignatures are appended to the stored note. `hazchem dev` runs one per department.
+    /// Witnesses asked to cosign each checkpoint (`[[ledger.witnesses]]`), in process or remote; their
+    /// cosignatures are appended to the stored note. `hazchem dev` runs one per department, each its own
+    /// HTTP server on loopback, and asks them as remote witnesses.
     pub witnesses: Vec<WitnessConfig>,
 }
 
-/// A witness run in the ledger's process.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A witness the ledger asks to cosign each checkpoint (`[[ledger.witnesses]]`): in the ledger's process
+/// (`name`, `signing_key`, `state`: the ledger's operator then holds its key), or one a department runs
+/// itself (`url`, `key`, and `ca` for https), reached over the C2SP tlog-witness protocol.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct WitnessConfig {
-    /// The witness's name (the key name of its cosignatures), e.g. `hazchem.example/witness/POL`.
-    pub name: String,
-    /// Its cosigning key (Ed25519, PKCS#8 PEM).
-    pub signing_key: PathBuf,
-    /// Its state file (JSON): the last checkpoint it cosigned per log, so that a restart keeps refusing
-    /// forks.
-    pub state: PathBuf,
+    /// In process: the witness's name (the key name of its cosignatures), e.g.
+    /// `hazchem.example/witness/POL`.
+    pub name: Option<String>,
+    /// In process: its cosigning key (Ed25519, PKCS#8 PEM).
+    pub signing_key: Option<PathBuf>,
+    /// In process: its state file (JSON): the last checkpoint it cosigned per log, so that a restart
+    /// keeps refusing forks.
+    pub state: Option<PathBuf>,
+    /// Remote: where it serves `add-checkpoint` (`https://witness.psb.example:7448`, or `http://` behind
+    /// the department's own TLS).
+    pub url: Option<String>,
+    /// Remote: its verifier key, `<name>+<key id hex>+<base64(0x04 || key)>`; only cosignatures that
+    /// verify with it are kept.
+    pub key: Option<String>,
+    /// Remote, https: the CA file (PEM) its certificate chains to.
+    pub ca: Option<PathBuf>,
+}
+
+/// Which form a [`WitnessConfig`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WitnessForm<'a> {
+    Local {
+        name: &'a str,
+        signing_key: &'a std::path::Path,
+        state: &'a std::path::Path,
+    },
+    Remote {
+        url: &'a str,
+        key: &'a str,
+        ca: Option<&'a std::path::Path>,
+    },
+}
+
+impl WitnessConfig {
+    /// A witness in the ledger's process.
+    pub fn local(name: impl Into<String>, signing_key: PathBuf, state: PathBuf) -> Self {
+        WitnessConfig {
+            name: Some(name.into()),
+            signing_key: Some(signing_key),
+            state: Some(state),
+            ..WitnessConfig::default()
+        }
+    }
+
+    /// A witness reached at `url`, whose cosignatures verify with `key` (`ca` for https).
+    pub fn remote(
+        url: impl Into<String>,
+        key: &crate::witness::WitnessKey,
+        ca: Option<PathBuf>,
+    ) -> Self {
+        WitnessConfig {
+            url: Some(url.into()),
+            key: Some(key.to_vkey()),
+            ca,
+            ..WitnessConfig::default()
+        }
+    }
+
+    pub(crate) fn form(&self) -> Result<WitnessForm<'_>, ConfigError> {
+        let setting = "ledger.witnesses";
+        match self {
+            WitnessConfig {
+                name: Some(name),
+                signing_key: Some(signing_key),
+                state: Some(state),
+                url: None,
+                key: None,
+                ca: None,
+            } => Ok(WitnessForm::Local {
+                name,
+                signing_key,
+                state,
+            }),
+            WitnessConfig {
+                name: None,
+                signing_key: None,
+                state: None,
+                url: Some(url),
+                key: Some(key),
+                ca,
+            } => Ok(WitnessForm::Remote {
+                url,
+                key,
+                ca: ca.as_deref(),
+            }),
+            _ => Err(ConfigError::new(
+                setting,
+                "each witness is either in process (name, signing_key and state) or remote (url and key, \
+                 and ca for https), not a mix",
+            )),
+        }
+    }
 }
 
 impl Default for LedgerConfig {
@@ -127,6 +215,9 @@ impl LedgerConfig {
                 "ledger.checkpoint_interval",
                 "at least 1 second",
             ));
+        }
+        for witness in &self.witnesses {
+            witness.form()?;
         }
         if !(1..=100_000).contains(&self.max_batch) {
             return Err(ConfigError::new(

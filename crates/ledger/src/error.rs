@@ -111,9 +111,10 @@ impl From<hazchem_verify::Error> for Error {
             V::MissingNode { level, index } => Error::MissingNode { level, index },
             V::Note(error) => Error::Note(error),
             V::Io { path, source } => Error::Io { path, source },
-            other @ (V::Key { .. } | V::KeyFile { .. } | V::BundleDirNotEmpty { .. }) => {
-                Error::Verify(other)
-            }
+            other @ (V::Key { .. }
+            | V::KeyFile { .. }
+            | V::Registry { .. }
+            | V::BundleDirNotEmpty { .. }) => Error::Verify(other),
         }
     }
 }

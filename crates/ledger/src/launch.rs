@@ -1,9 +1,8 @@
 //! How the `hazchem` binary runs the ledger ([`hazchem_kit::Launch`]).
 
-use hazchem_domain::Department;
 use hazchem_kit::{Dev, LaunchError, Opened, Serve, Shared};
 
-use crate::{Ledger, LedgerConfig, SERVICE_NAME, WitnessConfig};
+use crate::{Ledger, LedgerConfig, SERVICE_NAME};
 
 /// The audit ledger, as the binary runs it.
 #[derive(Debug)]
@@ -13,25 +12,13 @@ impl hazchem_kit::Launch for Launch {
     const NAME: &'static str = SERVICE_NAME;
     type Config = LedgerConfig;
 
-    /// The development PKI's ledger key, and one witness per department in process, its state under
-    /// `<data-dir>/witnesses`.
+    /// The development PKI's ledger key; `hazchem dev` adds the departments' witnesses it starts.
     fn dev(dev: &Dev<'_>) -> LedgerConfig {
         LedgerConfig {
             listen: dev.listen,
             store: dev.state.clone(),
             tls: Some(dev.tls.clone()),
             signing_key: Some(dev.pki.ledger_signing_key_path()),
-            witnesses: Department::ALL
-                .iter()
-                .map(|&d| WitnessConfig {
-                    name: hazchem_pki::DevPki::witness_name(d),
-                    signing_key: dev.pki.witness_signing_key_path(d),
-                    state: dev
-                        .data_dir
-                        .join("witnesses")
-                        .join(format!("{}.json", d.code())),
-                })
-                .collect(),
             ..LedgerConfig::default()
         }
     }

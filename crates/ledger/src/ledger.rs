@@ -49,12 +49,13 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{LedgerConfig, StartupCheck};
+use crate::config::{LedgerConfig, StartupCheck, WitnessForm};
 use crate::error::{Error, Result};
 use crate::merkle::{self, Frontier, Hash};
 use crate::note::{Checkpoint, NoteSigner, VerifierKey};
 use crate::store::{Append, LedgerStore, StoreState, StoredCheckpoint};
 use crate::witness::{Cosigner, Witness, WitnessKey, add_cosignatures};
+use crate::witnesses::WitnessPeer;
 
 /// The service name the ledger publishes as.
 pub const SERVICE_NAME: &str = hazchem_kit::checkpoint::LEDGER;
@@ -103,8 +104,8 @@ struct Inner {
     issuing: tokio::sync::Mutex<()>,
     latest: Mutex<Option<StoredCheckpoint>>,
     to_publish: mpsc::UnboundedSender<StoredCheckpoint>,
-    /// The witnesses asked to cosign each checkpoint (in-process; see [`Ledger::add_witnesses`]).
-    witnesses: Mutex<Vec<Witness>>,
+    /// The witnesses asked to cosign each checkpoint (see [`Ledger::add_witnesses`]).
+    witnesses: Mutex<Vec<Arc<WitnessPeer>>>,
     publish_queue: Mutex<Option<mpsc::UnboundedReceiver<StoredCheckpoint>>>,
 }
 
@@ -200,17 +201,39 @@ impl Ledger {
             None => Policy::default_policy(),
         };
         let ledger = Ledger::open(config, key, policy)?;
-        let mut witnesses = Vec::new();
-        for w in &config.witnesses {
-            let cosigner =
-                Cosigner::new(&w.name, SigningKey::load(&w.signing_key)?).map_err(|e| {
-                    hazchem_kit::ConfigError::new("ledger.witnesses.name", e.to_string())
-                })?;
-            witnesses.push(Witness::new(
-                cosigner,
-                vec![ledger.verifier_key().clone()],
-                Some(w.state.clone()),
-            )?);
+        let mut witnesses: Vec<WitnessPeer> = Vec::new();
+        for (i, w) in config.witnesses.iter().enumerate() {
+            let setting = |field: &str| format!("ledger.witnesses[{i}].{field}");
+            match w.form().map_err(Error::Config)? {
+                WitnessForm::Local {
+                    name,
+                    signing_key,
+                    state,
+                } => {
+                    let cosigner =
+                        Cosigner::new(name, SigningKey::load(signing_key)?).map_err(|e| {
+                            hazchem_kit::ConfigError::new(setting("name"), e.to_string())
+                        })?;
+                    witnesses.push(
+                        Witness::new(
+                            cosigner,
+                            vec![ledger.verifier_key().clone()],
+                            Some(state.to_owned()),
+                        )?
+                        .into(),
+                    );
+                }
+                WitnessForm::Remote { url, key, ca } => {
+                    let key = WitnessKey::parse(key).map_err(|e| {
+                        hazchem_kit::ConfigError::new(setting("key"), e.to_string())
+                    })?;
+                    let remote =
+                        hazchem_witness::RemoteWitness::new(url, key, ca).map_err(|e| {
+                            hazchem_kit::ConfigError::new(setting("url"), e.to_string())
+                        })?;
+                    witnesses.push(remote.into());
+                }
+            }
         }
         ledger.add_witnesses(witnesses);
         Ok(ledger)
@@ -271,16 +294,19 @@ impl Ledger {
         self
     }
 
-    /// Adds witnesses: each checkpoint issued from now on is given to each of them, with the consistency
-    /// proof from the last checkpoint that witness cosigned, and their cosignature lines are appended to
-    /// the stored note (the one GetCheckpoint serves, bundles carry and the `checkpoint_published` event
-    /// publishes). A refusal is logged as an error naming the witness and the reason; it does not stop
-    /// the ledger, and the checkpoint is issued without that cosignature.
-    pub fn add_witnesses(&self, witnesses: impl IntoIterator<Item = Witness>) {
+    /// Adds witnesses, in this process ([`Witness`]) or remote
+    /// ([`hazchem_witness::RemoteWitness`]): each checkpoint issued from now on is submitted to each of
+    /// them (C2SP tlog-witness `add-checkpoint`, with the consistency proof from the size that witness
+    /// recorded), and their cosignature lines are appended to the stored note (the one GetCheckpoint
+    /// serves, bundles carry and the `checkpoint_published` event publishes). A refusal or an unreachable
+    /// witness is logged as an error naming the witness and the reason; it does not stop the ledger, and
+    /// the checkpoint is issued without that cosignature.
+    pub fn add_witnesses(&self, witnesses: impl IntoIterator<Item = impl Into<WitnessPeer>>) {
         let mut ours = self.inner.witnesses.lock().expect("not poisoned");
         for witness in witnesses {
-            tracing::info!(witness = %witness.key(), "witness added");
-            ours.push(witness);
+            let witness = witness.into();
+            tracing::info!(witness = %witness.key(), at = witness.place(), "witness added");
+            ours.push(Arc::new(witness));
         }
     }
 
@@ -291,40 +317,26 @@ impl Ledger {
             .lock()
             .expect("not poisoned")
             .iter()
-            .map(Witness::key)
+            .map(|w| w.key().clone())
             .collect()
     }
 
-    /// Asks every witness to cosign `note` (of `size` leaves), returning the cosignature lines.
-    fn collect_cosignatures(&self, note: &str, size: u64, time: u64) -> Vec<String> {
-        let mut witnesses = self.inner.witnesses.lock().expect("not poisoned");
-        let mut lines = Vec::new();
-        for witness in witnesses.iter_mut() {
-            let from = witness
-                .last(&self.inner.config.origin)
-                .map_or(0, |seen| seen.size);
-            let proof = if from > 0 && from < size {
-                match merkle::consistency_proof(&self.inner.store, from, size) {
-                    Ok(proof) => proof,
-                    Err(error) => {
-                        tracing::error!(witness = %witness.key(), from, tree_size = size, %error, "no consistency proof for a witness");
-                        continue;
-                    }
-                }
-            } else {
-                Vec::new()
-            };
-            match witness.add_checkpoint(note, &proof, time) {
-                Ok(line) => lines.push(line),
-                Err(refusal) => tracing::error!(
-                    witness = %witness.key(),
-                    tree_size = size,
-                    reason = %refusal,
-                    "a witness refused to cosign the checkpoint"
-                ),
-            }
-        }
-        lines
+    /// Asks every witness, all at once, to cosign `note` (of `size` leaves), returning the cosignature
+    /// lines of those that did.
+    async fn collect_cosignatures(&self, note: &str, size: u64, time: u64) -> Vec<String> {
+        let witnesses = self.inner.witnesses.lock().expect("not poisoned").clone();
+        let origin = &self.inner.config.origin;
+        let store = &self.inner.store;
+        futures::future::join_all(
+            witnesses
+                .iter()
+                .map(|w| w.cosign(store, origin, note, size, time)),
+        )
+        .await
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect()
     }
 
     /// The ledger's clock.
@@ -682,11 +694,13 @@ impl Ledger {
         };
         let issued_at = self.clock.now();
         let note = self.inner.signer.sign_checkpoint(&checkpoint);
-        let cosignatures = self.collect_cosignatures(
-            &note,
-            committed.size,
-            u64::try_from(issued_at.timestamp()).unwrap_or(0),
-        );
+        let cosignatures = self
+            .collect_cosignatures(
+                &note,
+                committed.size,
+                u64::try_from(issued_at.timestamp()).unwrap_or(0),
+            )
+            .await;
         let stored = StoredCheckpoint {
             size: committed.size,
             root,
@@ -951,7 +965,16 @@ mod tests {
             size: 5,
             root: [9; 32],
         });
-        witnesses[8].add_checkpoint(&forged, &[], 0).unwrap();
+        witnesses[8]
+            .add_checkpoint(
+                &crate::witness::AddCheckpoint {
+                    old: 0,
+                    proof: vec![],
+                    note: forged,
+                },
+                0,
+            )
+            .unwrap();
         ledger.add_witnesses(witnesses);
         let keys = ledger.witness_keys();
         assert_eq!(keys.len(), 9);

@@ -17,7 +17,7 @@
 //!   and `hazchem audit export`; they name the first index where anything disagrees. [`online`] runs the
 //!   same verifier over a running audit service's replay.
 //!
-//! [`merkle`], [`note`], [`verify`] and [`bundle`] live in `hazchem-verify`, which has no store, bus or
+//! [`merkle`], [`note`], [`verify`], [`bundle`], [`witness`], [`origin`] and [`registry`] live in `hazchem-verify`, which has no store, bus or
 //! gRPC dependencies so that an auditor's tool can depend on it alone; they are re-exported here under
 //! the same paths. The ledger's [`Error`] takes that crate's errors (`From<hazchem_verify::Error>`).
 //!
@@ -31,8 +31,9 @@ pub mod launch;
 mod ledger;
 pub mod online;
 pub mod store;
+mod witnesses;
 
-pub use hazchem_verify::{bundle, merkle, note, verify, witness};
+pub use hazchem_verify::{bundle, merkle, note, origin, record, registry, verify, witness};
 
 pub use config::{LedgerConfig, StartupCheck, WitnessConfig};
 pub use error::{Error, Result};
@@ -40,3 +41,4 @@ pub use grpc::{AuditServer, run_service, status};
 pub use ledger::{InclusionProof, Ledger, SERVICE_NAME, checkpoint_event, checkpoint_event_id};
 pub use merkle::Hash;
 pub use note::{Checkpoint, DEFAULT_ORIGIN, NoteSigner, VerifierKey};
+pub use witnesses::WitnessPeer;

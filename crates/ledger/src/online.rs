@@ -14,7 +14,7 @@ use tonic::transport::Channel;
 
 use crate::merkle::Hash;
 use crate::note::VerifierKey;
-use crate::verify::{self, Verified, Verifier, VerifyFailure};
+use crate::verify::{self, Requirements, Verified, Verifier, VerifyFailure};
 
 /// A call to the audit service failed (as opposed to the log failing verification).
 #[derive(Debug, thiserror::Error)]
@@ -94,25 +94,20 @@ pub async fn replay_all(
         .into_inner())
 }
 
-/// Verifies the server's log against its checkpoint `note` (and `since`, an earlier checkpoint the auditor
-/// saved); on a root mismatch, locates the first divergent leaf with consistency proofs. The outer error is
-/// a failed call; the inner result is the verification's verdict.
+/// Verifies the server's log against its checkpoint `note`, with what `requirements` asks (an earlier
+/// checkpoint the auditor saved, witnesses' cosignatures, origin signatures); on a root mismatch, locates
+/// the first divergent leaf with consistency proofs. The outer error is a failed call; the inner result is
+/// the verification's verdict.
 pub async fn verify_log(
     client: &mut AuditServiceClient<Channel>,
     key: VerifierKey,
     note: &str,
-    since: Option<&str>,
+    requirements: &Requirements,
 ) -> Result<Result<Verified, VerifyFailure>, CallError> {
-    let mut verifier = match Verifier::new(key, note) {
+    let mut verifier = match Verifier::with_requirements(key, note, requirements) {
         Ok(v) => v,
         Err(failure) => return Ok(Err(failure)),
     };
-    if let Some(since) = since {
-        verifier = match verifier.with_earlier(since) {
-            Ok(v) => v,
-            Err(failure) => return Ok(Err(failure)),
-        };
-    }
     let size = verifier.checkpoint().size;
     let root = verifier.checkpoint().root;
     if let Some(earlier) = verifier.earlier().map(|e| e.size) {

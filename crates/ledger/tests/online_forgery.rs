@@ -116,7 +116,7 @@ async fn verify_against(
         .await
         .unwrap();
     let note = online::get_checkpoint(&mut client, false).await.unwrap();
-    online::verify_log(&mut client, key, &note, None)
+    online::verify_log(&mut client, key, &note, &Default::default())
         .await
         .expect("the calls succeed")
 }

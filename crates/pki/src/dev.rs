@@ -11,7 +11,7 @@
 //! services/<name>.pem, .key       client certificate, URI SAN hazchem://service/<name>, for every
 //!                                 service of the service table (crate::services::SERVICES)
 //! auditor.pem, auditor.key        client certificate, URI SAN hazchem://auditor/dev-auditor
-//! signing-keys.toml               department code -> base64 public origin-signing key
+//! signing-keys.toml               the departments' public origin-signing keys, each with its key id
 //! ledger.sign.key                 the ledger's checkpoint signing key (PKCS#8 PEM)
 //! ledger.pub                      its public key (SPKI PEM): what auditors get
 //! witnesses/<code>.key            each department's witness cosigning key (Ed25519, PKCS#8 PEM)
@@ -68,7 +68,7 @@ departments/<code>.pem, .key    department client certificates (URI SAN hazchem:
 departments/<code>.sign.key     department origin-signing keys (Ed25519, PKCS#8 PEM)
 services/<name>.pem, .key       service client certificates (URI SAN hazchem://service/<name>)
 auditor.pem, auditor.key        auditor client certificate (URI SAN hazchem://auditor/dev-auditor)
-signing-keys.toml               registered origin-signing public keys (department code = base64)
+signing-keys.toml               registered origin-signing public keys ([[<code>]] id, key)
 ledger.sign.key, ledger.pub     ledger checkpoint signing key and its public key (SPKI PEM)
 witnesses/<code>.key            department witness cosigning keys (Ed25519, PKCS#8 PEM)
 witnesses.keys                  the witnesses' verifier keys (C2SP cosignature/v1), one per line
@@ -211,7 +211,7 @@ impl DevPki {
 
     /// The registry of public origin-signing keys.
     pub fn key_registry(&self) -> Result<KeyRegistry, PkiError> {
-        KeyRegistry::load(&self.key_registry_path())
+        crate::signing::load_key_registry(&self.key_registry_path())
     }
 
     /// `witnesses/<code>.key`: the department's witness cosigning key.
@@ -328,11 +328,14 @@ impl Builder {
             let key = self.ensure_signing_key(&self.pki.signing_key_path(department))?;
             registry.insert(department, key.public_key());
         }
+        // Written in the registry's current form (every key a table with its id); a file in the older
+        // form, or listing other keys, is rewritten.
+        let expected = registry.to_toml_string();
         self.ensure_derived(
             &self.pki.key_registry_path(),
-            &registry.to_toml_string(),
-            |text| KeyRegistry::from_toml_str(text).is_ok_and(|r| r == registry),
-            "it does not list the public halves of the departments' signing keys",
+            &expected,
+            |text| text == expected,
+            "it does not list the public halves of the departments' signing keys, each with its key id",
         )?;
 
         let ledger = self.ensure_signing_key(&self.pki.ledger_signing_key_path())?;
@@ -712,8 +715,19 @@ mod tests {
         let registry = loaded.key_registry().unwrap();
         for d in Department::ALL {
             let key = loaded.signing_key(d).unwrap();
-            assert_eq!(registry.get(d), Some(&key.public_key()));
-            registry.verify(d, b"hello", &key.sign(b"hello")).unwrap();
+            let registered = &registry.keys(d)[0];
+            assert_eq!(registered.public_key(), &key.public_key().into());
+            assert_eq!(registered.id(), key.origin_key_id(d));
+            let accepted_at = chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+            registry
+                .verify(
+                    d,
+                    &key.origin_key_id(d),
+                    b"hello",
+                    &key.sign(b"hello"),
+                    accepted_at,
+                )
+                .unwrap();
         }
         let ledger = loaded.ledger_signing_key().unwrap();
         assert_eq!(loaded.ledger_public_key().unwrap(), ledger.public_key());

@@ -1,19 +1,17 @@
 //! Errors of the PKI crate.
 //!
-//! Three families, because their callers react differently:
+//! Two families here, because their callers react differently (a third, why an origin signature was
+//! not accepted, is the registry's [`crate::SignatureError`]: each cause its own variant, so that a
+//! rejection can say precisely what was wrong):
 //!
 //! - [`PkiError`]: setting things up went wrong (files, PEM, key formats, certificate generation).
 //!   Operators see these at start-up.
 //! - [`AuthError`]: a peer's certificate does not name exactly one principal we recognise. The
 //!   gateway turns these into `UNAUTHENTICATED`.
-//! - [`SignatureError`]: an origin signature could not be accepted. Each cause is its own variant
-//!   so that a rejection can say precisely what was wrong.
 //!
 //! None of these errors ever carries key material.
 
 use std::path::PathBuf;
-
-use hazchem_domain::Department;
 
 /// Failure while creating, reading or writing keys and certificates.
 #[derive(Debug, thiserror::Error)]
@@ -101,13 +99,6 @@ impl PkiError {
             reason: reason.to_string(),
         }
     }
-
-    pub(crate) fn registry(reason: impl Into<String>) -> Self {
-        Self::Registry {
-            origin: None,
-            reason: reason.into(),
-        }
-    }
 }
 
 /// Why a peer certificate does not identify a principal.
@@ -164,30 +155,5 @@ pub enum AuthError {
         uri: String,
         /// What is wrong with it.
         reason: String,
-    },
-}
-
-/// Why an origin signature was not accepted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SignatureError {
-    /// The registry has no public key for this department.
-    #[error("no origin-signing public key is registered for department `{}`", department.code())]
-    NoKeyRegistered {
-        /// The department that claims to have signed.
-        department: Department,
-    },
-
-    /// The signature is not 64 bytes long.
-    #[error("malformed signature: an Ed25519 signature is 64 bytes, got {length}")]
-    MalformedSignature {
-        /// The length received.
-        length: usize,
-    },
-
-    /// The signature does not verify against the registered key.
-    #[error("signature does not verify against the registered public key{}", signer.as_ref().map(|d| format!(" of department `{}`", d.code())).unwrap_or_default())]
-    BadSignature {
-        /// The department whose key was used, when verifying through the registry.
-        signer: Option<Department>,
     },
 }

@@ -17,7 +17,8 @@
 //!   `hazchem dev` runs it, whether it has a NATS user and publishes events; the development PKI,
 //!   `hazchem dev`/`serve` and `hazchem deploy nats` take their lists of services from it.
 //! - **Origin signatures** ([`SigningKey`], [`PublicKey`], [`KeyRegistry`]): Ed25519 signing and
-//!   strict verification against a department's registered public key.
+//!   strict verification against the registered key a signature's key id names, valid when the event
+//!   was accepted (the registry is `hazchem_verify`'s, re-exported).
 //!
 //! # Identity encoding
 //!
@@ -54,8 +55,11 @@
 //! let miit = Principal::Department("miit".parse()?);
 //! let client_tls = pki.client_tls(&miit)?.config();
 //! let registry = pki.key_registry()?;
-//! let signature = pki.signing_key("miit".parse()?)?.sign(b"event");
-//! registry.verify("miit".parse()?, b"event", &signature)?;
+//! let key = pki.signing_key("miit".parse()?)?;
+//! let signature = key.sign(b"event");
+//! let accepted_at = chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+//! let key_id = key.origin_key_id("miit".parse()?);
+//! registry.verify("miit".parse()?, &key_id, b"event", &signature, accepted_at)?;
 //! # let _ = (server_tls, client_tls);
 //! # Ok(())
 //! # }
@@ -70,7 +74,10 @@ pub mod signing;
 pub mod tls;
 
 pub use dev::DevPki;
-pub use error::{AuthError, PkiError, SignatureError};
+pub use error::{AuthError, PkiError};
 pub use identity::{Principal, auth_interceptor, authenticate, principal_of};
-pub use signing::{KeyRegistry, PublicKey, SIGNATURE_LENGTH, SigningKey};
+pub use signing::{
+    KeyRegistry, OriginKey, PublicKey, SIGNATURE_LENGTH, SignatureError, SigningKey,
+    load_key_registry, origin_key_id,
+};
 pub use tls::{ClientAuth, ClientTls, ServerTls};

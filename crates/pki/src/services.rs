@@ -105,6 +105,17 @@ pub const SERVICES: &[Service] = &[
         banner: Some("warnings: {exe} warnings list --as emergency{endpoint}{dir}"),
     },
     Service {
+        name: "witness",
+        about: "A witness a department runs itself: cosigns the ledger's checkpoints (C2SP tlog-witness, \
+                HTTP POST /add-checkpoint) only when they are consistent with the last one it cosigned \
+                (`hazchem dev` runs one per department on ports 7450-7458)",
+        port: Some(7448),
+        dev: false,
+        nats_user: false,
+        publishes: false,
+        banner: None,
+    },
+    Service {
         name: "lifecycle",
         about: "Lifecycle: trails and balances of chemicals across enterprises (not built yet: its \
                 principal, certificate and NATS user exist)",

@@ -2,14 +2,15 @@
 //!
 //! Every department signs what it publishes with its own Ed25519 key, so that a record can be traced
 //! to its origin independently of the transport: the gateway checks the signature against the
-//! department's *registered* public key ([`KeyRegistry`], `signing-keys.toml`). The ledger signs its
-//! checkpoints the same way; auditors hold only its public key ([`PublicKey`], `ledger.pub`).
+//! department's *registered* public key that the signature's key id names, valid when the event is
+//! accepted ([`KeyRegistry`], `signing-keys.toml`: the registry is `hazchem_verify::registry`'s, so that
+//! an auditor's tool reads the same file without this crate). The ledger signs its checkpoints the same
+//! way; auditors hold only its public key ([`PublicKey`], `ledger.pub`).
 //!
 //! Private keys are PKCS#8 PEM files. Public keys travel as base64 of the 32-byte key (in the
 //! registry) or as SPKI PEM (`ledger.pub`); [`PublicKey::parse`] reads both. Verification uses
 //! `verify_strict`, which rejects weak keys and non-canonical signatures.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
@@ -21,8 +22,9 @@ use ed25519_dalek::pkcs8::{
 };
 use ed25519_dalek::{Signature, Signer as _, VerifyingKey};
 use hazchem_domain::Department;
+pub use hazchem_verify::registry::{KeyRegistry, OriginKey, SignatureError, origin_key_id};
 
-use crate::error::{PkiError, SignatureError};
+use crate::error::PkiError;
 use crate::fsutil::{self, Access};
 
 /// Length of an Ed25519 signature in bytes.
@@ -87,6 +89,12 @@ impl SigningKey {
     /// The public half as base64 of its 32 bytes, the form used in `signing-keys.toml`.
     pub fn public_key_base64(&self) -> String {
         self.public_key().to_base64()
+    }
+
+    /// The key id an origin signature by this key for `department` carries (`<code>+<8 hex digits>`,
+    /// [`origin_key_id`]).
+    pub fn origin_key_id(&self, department: Department) -> String {
+        origin_key_id(department, &self.public_key().into())
     }
 }
 
@@ -178,26 +186,17 @@ impl PublicKey {
     }
 
     /// Verifies `signature` over `message` with `verify_strict`.
-    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
-        self.verify_as(message, signature, None)
-    }
-
-    fn verify_as(
+    pub fn verify(
         &self,
         message: &[u8],
         signature: &[u8],
-        signer: Option<Department>,
-    ) -> Result<(), SignatureError> {
-        let bytes: &[u8; SIGNATURE_LENGTH] =
-            signature
-                .try_into()
-                .map_err(|_| SignatureError::MalformedSignature {
-                    length: signature.len(),
-                })?;
-        let signature = Signature::from_bytes(bytes);
+    ) -> Result<(), hazchem_verify::key::BadSignature> {
+        let bytes: &[u8; SIGNATURE_LENGTH] = signature
+            .try_into()
+            .map_err(|_| hazchem_verify::key::BadSignature)?;
         self.0
-            .verify_strict(message, &signature)
-            .map_err(|_| SignatureError::BadSignature { signer })
+            .verify_strict(message, &Signature::from_bytes(bytes))
+            .map_err(|_| hazchem_verify::key::BadSignature)
     }
 
     fn checked(key: VerifyingKey) -> Result<Self, PkiError> {
@@ -219,6 +218,26 @@ impl From<PublicKey> for VerifyingKey {
     }
 }
 
+/// Reads a key registry file (`signing-keys.toml`, [`KeyRegistry::from_toml_str`]), failing with a
+/// [`PkiError`] that names the file.
+pub fn load_key_registry(path: &Path) -> Result<KeyRegistry, PkiError> {
+    let text = fsutil::read_string(path)?;
+    KeyRegistry::from_toml_str(&text).map_err(|e| PkiError::Registry {
+        origin: Some(path.to_owned()),
+        reason: match e {
+            hazchem_verify::Error::Registry { reason, .. } => reason,
+            other => other.to_string(),
+        },
+    })
+}
+
+/// The verifier's key type (the registry's): the same key, never weak (this type refuses weak keys too).
+impl From<PublicKey> for hazchem_verify::PublicKey {
+    fn from(key: PublicKey) -> Self {
+        hazchem_verify::PublicKey::try_from(key.0).expect("a PublicKey is never weak")
+    }
+}
+
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PublicKey({})", self.to_base64())
@@ -231,134 +250,6 @@ impl fmt::Display for PublicKey {
     }
 }
 
-/// The registered origin-signing public keys of the departments (`signing-keys.toml`).
-///
-/// The file is a flat TOML table from department code to base64 public key:
-///
-/// ```toml
-/// miit = "2d0Cq0...="
-/// psb = "Vd1q8x...="
-/// ```
-///
-/// Unknown department codes and malformed keys are errors, naming the entry.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyRegistry {
-    keys: BTreeMap<Department, PublicKey>,
-}
-
-impl KeyRegistry {
-    /// An empty registry.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Registers (or replaces) a department's key, returning the previous one.
-    pub fn insert(&mut self, department: Department, key: PublicKey) -> Option<PublicKey> {
-        self.keys.insert(department, key)
-    }
-
-    /// The key registered for a department.
-    pub fn get(&self, department: Department) -> Option<&PublicKey> {
-        self.keys.get(&department)
-    }
-
-    /// The departments with a registered key, in the order of [`Department::ALL`].
-    pub fn departments(&self) -> impl Iterator<Item = Department> + '_ {
-        self.keys.keys().copied()
-    }
-
-    /// Number of registered keys.
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// Whether no key is registered.
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
-    /// Parses the TOML form.
-    pub fn from_toml_str(text: &str) -> Result<Self, PkiError> {
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| PkiError::registry(e.message().to_owned()))?;
-        let mut registry = Self::new();
-        for (code, value) in &table {
-            let department: Department = code.parse().map_err(|_| {
-                PkiError::registry(format!(
-                    "`{code}` is not a department code; known: {}",
-                    Department::ALL
-                        .iter()
-                        .map(|d| d.code())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
-            let text = value.as_str().ok_or_else(|| {
-                PkiError::registry(format!(
-                    "the key of `{code}` must be a base64 string, found a {}",
-                    value.type_str()
-                ))
-            })?;
-            let key = PublicKey::from_base64(text)
-                .map_err(|e| PkiError::registry(format!("the key of `{code}`: {e}")))?;
-            registry.insert(department, key);
-        }
-        Ok(registry)
-    }
-
-    /// Loads `signing-keys.toml`.
-    pub fn load(path: &Path) -> Result<Self, PkiError> {
-        let text = fsutil::read_string(path)?;
-        Self::from_toml_str(&text).map_err(|e| match e {
-            PkiError::Registry { reason, .. } => PkiError::Registry {
-                origin: Some(path.to_owned()),
-                reason,
-            },
-            other => other,
-        })
-    }
-
-    /// The TOML form, departments in the order of [`Department::ALL`], with a header comment.
-    pub fn to_toml_string(&self) -> String {
-        let mut out = String::from(
-            "# Hazchem Bus: registered origin-signing public keys.\n\
-             # Department code = base64 of the department's 32-byte Ed25519 public key.\n\
-             # The gateway accepts an event only if its signature verifies against this key.\n",
-        );
-        for (department, key) in &self.keys {
-            out.push_str(&format!(
-                "{} = \"{}\"\n",
-                department.code(),
-                key.to_base64()
-            ));
-        }
-        out
-    }
-
-    /// Writes the TOML form to `path` (world-readable: it holds public keys only).
-    pub fn save(&self, path: &Path) -> Result<(), PkiError> {
-        fsutil::write_file(path, self.to_toml_string().as_bytes(), Access::Public)
-    }
-
-    /// Verifies a department's origin signature over `message`.
-    ///
-    /// Fails with [`SignatureError::NoKeyRegistered`] if the department has no key,
-    /// [`SignatureError::MalformedSignature`] if the signature is not 64 bytes, and
-    /// [`SignatureError::BadSignature`] if it does not verify (`verify_strict`).
-    pub fn verify(
-        &self,
-        department: Department,
-        message: &[u8],
-        signature: &[u8],
-    ) -> Result<(), SignatureError> {
-        let key = self
-            .get(department)
-            .ok_or(SignatureError::NoKeyRegistered { department })?;
-        key.verify_as(message, signature, Some(department))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,83 +258,55 @@ mod tests {
         code.parse().unwrap()
     }
 
+    fn at() -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap()
+    }
+
     #[test]
-    fn sign_and_verify() {
+    fn sign_and_verify_through_the_registry() {
         let key = SigningKey::generate();
         let mut registry = KeyRegistry::new();
         registry.insert(dept("miit"), key.public_key());
         let signature = key.sign(b"event bytes");
-        registry
-            .verify(dept("miit"), b"event bytes", &signature)
+        let id = key.origin_key_id(dept("miit"));
+        assert!(id.starts_with("miit+"), "{id}");
+        let found = registry
+            .verify(dept("miit"), &id, b"event bytes", &signature, at())
             .unwrap();
+        assert_eq!(found.id(), id);
         key.public_key().verify(b"event bytes", &signature).unwrap();
+        assert!(key.public_key().verify(b"event bytez", &signature).is_err());
     }
 
     #[test]
-    fn tampered_message_is_rejected() {
-        let key = SigningKey::generate();
-        let mut registry = KeyRegistry::new();
-        registry.insert(dept("psb"), key.public_key());
-        let signature = key.sign(b"licence granted");
-        assert_eq!(
-            registry.verify(dept("psb"), b"licence revoked", &signature),
-            Err(SignatureError::BadSignature {
-                signer: Some(dept("psb"))
-            })
-        );
-        let mut flipped = signature;
-        flipped[10] ^= 1;
-        assert!(matches!(
-            registry.verify(dept("psb"), b"licence granted", &flipped),
-            Err(SignatureError::BadSignature { .. })
-        ));
-    }
-
-    #[test]
-    fn wrong_key_is_rejected() {
+    fn wrong_key_is_rejected_naming_the_department() {
         let registered = SigningKey::generate();
         let impostor = SigningKey::generate();
         let mut registry = KeyRegistry::new();
         registry.insert(dept("eeb"), registered.public_key());
         let signature = impostor.sign(b"discharge permit");
         let err = registry
-            .verify(dept("eeb"), b"discharge permit", &signature)
+            .verify(
+                dept("eeb"),
+                &registered.origin_key_id(dept("eeb")),
+                b"discharge permit",
+                &signature,
+                at(),
+            )
             .unwrap_err();
         assert!(matches!(err, SignatureError::BadSignature { .. }));
         assert!(err.to_string().contains("`eeb`"), "{err}");
-    }
-
-    #[test]
-    fn unknown_department_is_rejected() {
-        let key = SigningKey::generate();
-        let mut registry = KeyRegistry::new();
-        registry.insert(dept("miit"), key.public_key());
+        // The impostor's own key id is not registered.
         let err = registry
-            .verify(dept("fire"), b"m", &key.sign(b"m"))
+            .verify(
+                dept("eeb"),
+                &impostor.origin_key_id(dept("eeb")),
+                b"discharge permit",
+                &signature,
+                at(),
+            )
             .unwrap_err();
-        assert_eq!(
-            err,
-            SignatureError::NoKeyRegistered {
-                department: dept("fire")
-            }
-        );
-        assert!(err.to_string().contains("`fire`"), "{err}");
-    }
-
-    #[test]
-    fn malformed_signature_length_is_rejected() {
-        let key = SigningKey::generate();
-        let mut registry = KeyRegistry::new();
-        registry.insert(dept("msa"), key.public_key());
-        let signature = key.sign(b"m");
-        for length in [0, 63, 65] {
-            let mut bytes = signature.to_vec();
-            bytes.resize(length, 0);
-            assert_eq!(
-                registry.verify(dept("msa"), b"m", &bytes),
-                Err(SignatureError::MalformedSignature { length })
-            );
-        }
+        assert!(matches!(err, SignatureError::UnknownKey { .. }), "{err}");
     }
 
     #[test]
@@ -469,34 +332,14 @@ mod tests {
     }
 
     #[test]
-    fn conversions_to_ed25519_dalek_keep_the_key() {
+    fn conversions_to_ed25519_dalek_and_the_verifier_keep_the_key() {
         let key = SigningKey::generate();
         let public = key.public_key();
         let signature = key.sign(b"m");
+        let verifier_key = hazchem_verify::PublicKey::from(public);
+        assert_eq!(verifier_key.as_bytes(), public.as_bytes());
         let dalek = ed25519_dalek::SigningKey::from(key);
         assert_eq!(dalek.verifying_key(), VerifyingKey::from(public));
         assert_eq!(dalek.sign(b"m").to_bytes(), signature);
-    }
-
-    #[test]
-    fn registry_toml_round_trip_and_errors() {
-        let mut registry = KeyRegistry::new();
-        for d in Department::ALL {
-            registry.insert(d, SigningKey::generate().public_key());
-        }
-        let text = registry.to_toml_string();
-        assert_eq!(KeyRegistry::from_toml_str(&text).unwrap(), registry);
-        assert_eq!(registry.len(), 9);
-
-        let key = SigningKey::generate().public_key_base64();
-        let err = KeyRegistry::from_toml_str(&format!("mof = \"{key}\"")).unwrap_err();
-        assert!(
-            err.to_string().contains("`mof` is not a department code"),
-            "{err}"
-        );
-        let err = KeyRegistry::from_toml_str("miit = \"AAAA\"").unwrap_err();
-        assert!(err.to_string().contains("`miit`"), "{err}");
-        let err = KeyRegistry::from_toml_str("miit = 3").unwrap_err();
-        assert!(err.to_string().contains("base64 string"), "{err}");
     }
 }

@@ -40,6 +40,26 @@ fn registry_with(department: Department, key: &SigningKey) -> KeyRegistry {
     registry
 }
 
+/// Verifies through the registry, under the key's own id, for an event accepted now.
+fn verify(
+    registry: &KeyRegistry,
+    department: Department,
+    key: &SigningKey,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), SignatureError> {
+    let at = chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+    registry
+        .verify(
+            department,
+            &key.origin_key_id(department),
+            message,
+            signature,
+            at,
+        )
+        .map(|_| ())
+}
+
 /// `R` the small-order point `r`, `s = H(R ‖ A ‖ M)·a`: the cofactored equation holds for every such
 /// `R`, the cofactorless one when `R` is the identity.
 fn small_order_r_signature(key: &SigningKey, r: &[u8; 32], message: &[u8]) -> [u8; 64] {
@@ -112,9 +132,7 @@ fn a_non_canonical_signature_is_refused() {
     let registry = registry_with(Department::Psb, &key);
     let message = b"highly toxic purchase permit";
     let signature = key.sign(message);
-    registry
-        .verify(Department::Psb, message, &signature)
-        .unwrap();
+    verify(&registry, Department::Psb, &key, message, &signature).unwrap();
 
     // S + L: the same scalar modulo L, but not its canonical encoding.
     let mut malleated = signature;
@@ -131,9 +149,10 @@ fn a_non_canonical_signature_is_refused() {
         signature[32..]
     );
     assert_eq!(
-        registry.verify(Department::Psb, message, &malleated),
+        verify(&registry, Department::Psb, &key, message, &malleated),
         Err(SignatureError::BadSignature {
-            signer: Some(Department::Psb)
+            department: Department::Psb,
+            key_id: key.origin_key_id(Department::Psb),
         })
     );
     assert!(key.public_key().verify(message, &malleated).is_err());
@@ -142,7 +161,7 @@ fn a_non_canonical_signature_is_refused() {
     let mut high = signature;
     high[63] |= 0xe0;
     assert!(matches!(
-        registry.verify(Department::Psb, message, &high),
+        verify(&registry, Department::Psb, &key, message, &high),
         Err(SignatureError::BadSignature { .. })
     ));
 }
@@ -169,7 +188,7 @@ fn a_signature_with_a_small_order_r_is_refused() {
         }
         assert!(
             matches!(
-                registry.verify(Department::Emergency, message, &signature),
+                verify(&registry, Department::Emergency, &key, message, &signature),
                 Err(SignatureError::BadSignature { .. })
             ),
             "R = {}",

@@ -951,9 +951,10 @@ async fn ledger(rig: &Rig) -> std::result::Result<LedgerRates, String> {
         .map(|m| m.len())
         .unwrap_or(0);
     let started = Instant::now();
-    let verified = tokio::task::spawn_blocking(move || verify_bundle(&bundle, key, None))
-        .await
-        .map_err(|e| e.to_string())?;
+    let verified =
+        tokio::task::spawn_blocking(move || verify_bundle(&bundle, key, &Default::default()))
+            .await
+            .map_err(|e| e.to_string())?;
     let elapsed = started.elapsed();
     verified.map_err(|e| format!("verify failed: {:?}", e.first()))?;
     Ok(LedgerRates {

@@ -51,7 +51,7 @@ pub fn prepare(
                 .then(|| keys.get(&e.department))
                 .flatten()
                 .map(|key| v1::OriginSignature {
-                    key_id: e.department.code().to_owned(),
+                    key_id: key.origin_key_id(e.department),
                     signature: key.sign(&bytes).to_vec(),
                 });
             Prepared {

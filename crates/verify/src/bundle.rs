@@ -9,6 +9,7 @@
 //! | `checkpoint.note` | the signed checkpoint the records are checked against |
 //! | `ledger.pub` | the ledger's verifier key (`<name>+<key id>+<base64 key>`), for reference only: the verifier trusts the key it is *given* |
 //! | `records.jsonl` | one JSON object per leaf, in leaf order: `{"index": 0, "sequence": 1, "record": "<base64 of the exact stored hazchem.v1.Record bytes>", "proof": ["<base64 hash>", ...]}`; `proof` (the inclusion proof against the checkpoint, deepest sibling first) is optional |
+//! | `signing-keys.toml` | optional: the departments' keys that signed records in the bundle, in the key registry's format, for reference only: origin signatures are checked with the key registry the auditor names, and a record signed with a key the bundle carries but that registry lacks fails |
 //! | `earlier.note` | optional: an earlier signed checkpoint the log must extend |
 //! | `consistency.json` | optional: `{"firstSize": m, "secondSize": n, "hashes": ["<base64>", ...]}`, the consistency proof from `earlier.note` to `checkpoint.note` |
 //!
@@ -27,7 +28,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::merkle::Hash;
 use crate::note::{VerifierKey, unverified_checkpoint};
-use crate::verify::{Problem, ProblemKind, Verified, Verifier, VerifyFailure};
+use crate::registry::KeyRegistry;
+use crate::verify::{Problem, ProblemKind, Requirements, Verified, Verifier, VerifyFailure};
 
 /// The `format` of `manifest.json`.
 pub const BUNDLE_FORMAT: &str = "hazchem-audit-bundle/1";
@@ -39,6 +41,7 @@ pub const KEY: &str = "ledger.pub";
 pub const RECORDS: &str = "records.jsonl";
 pub const EARLIER: &str = "earlier.note";
 pub const CONSISTENCY: &str = "consistency.json";
+pub const ORIGIN_KEYS: &str = "signing-keys.toml";
 
 /// One line of `records.jsonl`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +168,12 @@ impl BundleWriter {
         Ok(())
     }
 
+    /// Writes the departments' keys that signed the bundle's records (`signing-keys.toml`; for reference:
+    /// a verifier trusts only the registry its auditor names).
+    pub fn write_origin_keys(&mut self, keys: &KeyRegistry) -> Result<()> {
+        self.write(ORIGIN_KEYS, &keys.to_toml_string())
+    }
+
     /// Writes the checkpoint, the key, the optional earlier checkpoint with its consistency proof, and
     /// the manifest, whose `createdAt` is `created_at` (the caller's clock, normally now; descriptive
     /// only, like the rest of the manifest).
@@ -219,13 +228,15 @@ fn failure(kind: ProblemKind, message: String) -> VerifyFailure {
     VerifyFailure::only(Problem::new(kind, None, message))
 }
 
-/// Verifies a bundle directory trusting only `key`. `since` is an earlier checkpoint the auditor saved
-/// (it takes the place of the bundle's own `earlier.note`, whose consistency proof is then used only if
-/// it is for the same sizes).
+/// Verifies a bundle directory trusting only `key`, with what `requirements` asks (witnesses' cosignatures
+/// on the checkpoint, origin signatures checked with the auditor's key registry; the bundle's own
+/// `signing-keys.toml` is only named in a failure, never trusted). `requirements.since` is an earlier
+/// checkpoint the auditor saved: it takes the place of the bundle's own `earlier.note`, whose consistency
+/// proof is then used only if it is for the same sizes.
 pub fn verify_bundle(
     dir: &Path,
     key: VerifierKey,
-    since: Option<&str>,
+    requirements: &Requirements,
 ) -> Result<Verified, VerifyFailure> {
     let read = |name: &str| std::fs::read_to_string(dir.join(name));
     let note = read(CHECKPOINT).map_err(|e| {
@@ -234,33 +245,45 @@ pub fn verify_bundle(
             format!("cannot read {}: {e}", dir.join(CHECKPOINT).display()),
         )
     })?;
-    let mut verifier = Verifier::new(key, &note)?;
-    let bundled_earlier = read(EARLIER).ok();
-    let earlier = since.map(str::to_owned).or(bundled_earlier);
-    if let Some(earlier) = &earlier {
-        verifier = verifier.with_earlier(earlier)?;
-        if let Ok(text) = read(CONSISTENCY) {
-            match serde_json::from_str::<ConsistencyFile>(&text) {
-                Ok(file) => {
-                    let first = verifier.earlier().map(|e| e.size);
-                    if Some(file.first_size) == first
-                        && file.second_size == verifier.checkpoint().size
+    let mut requirements = requirements.clone();
+    if requirements.since.is_none() {
+        requirements.since = read(EARLIER).ok();
+    }
+    if let Some(check) = requirements.origin.take() {
+        let offered = match read(ORIGIN_KEYS) {
+            Ok(text) => KeyRegistry::from_toml_str(&text).map_err(|e| {
+                failure(
+                    ProblemKind::OriginSignature,
+                    format!("{ORIGIN_KEYS} in the bundle is not a key registry: {e}"),
+                )
+            })?,
+            Err(_) => KeyRegistry::new(),
+        };
+        requirements.origin = Some(check.offered(offered));
+    }
+    let mut verifier = Verifier::with_requirements(key, &note, &requirements)?;
+    if verifier.earlier().is_some()
+        && let Ok(text) = read(CONSISTENCY)
+    {
+        match serde_json::from_str::<ConsistencyFile>(&text) {
+            Ok(file) => {
+                let first = verifier.earlier().map(|e| e.size);
+                if Some(file.first_size) == first && file.second_size == verifier.checkpoint().size
+                {
+                    match file
+                        .hashes
+                        .iter()
+                        .map(|h| decode_hash(h))
+                        .collect::<std::result::Result<Vec<_>, _>>()
                     {
-                        match file
-                            .hashes
-                            .iter()
-                            .map(|h| decode_hash(h))
-                            .collect::<std::result::Result<Vec<_>, _>>()
-                        {
-                            Ok(proof) => verifier.consistency_proof(&proof),
-                            Err(e) => {
-                                verifier.malformed_consistency_proof(format!("{CONSISTENCY}: {e}"))
-                            }
+                        Ok(proof) => verifier.consistency_proof(&proof),
+                        Err(e) => {
+                            verifier.malformed_consistency_proof(format!("{CONSISTENCY}: {e}"))
                         }
                     }
                 }
-                Err(e) => verifier.malformed_consistency_proof(format!("{CONSISTENCY}: {e}")),
             }
+            Err(e) => verifier.malformed_consistency_proof(format!("{CONSISTENCY}: {e}")),
         }
     }
     let path = dir.join(RECORDS);

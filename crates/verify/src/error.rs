@@ -34,6 +34,15 @@ pub enum Error {
         source: NoteError,
     },
 
+    /// A key registry (`signing-keys.toml`) is malformed.
+    #[error("invalid key registry{}: {reason}", path.as_ref().map(|p| format!(" {p}")).unwrap_or_default())]
+    Registry {
+        /// The file, when the registry was read from one.
+        path: Option<String>,
+        /// What is wrong, naming the entry concerned.
+        reason: String,
+    },
+
     /// A bundle is to be written into a directory that already holds something.
     #[error("{path} exists and is not empty; choose a new directory for the bundle")]
     BundleDirNotEmpty { path: String },
@@ -52,6 +61,13 @@ impl Error {
         Error::Io {
             path: path.display().to_string(),
             source,
+        }
+    }
+
+    pub(crate) fn registry(reason: impl Into<String>) -> Self {
+        Error::Registry {
+            path: None,
+            reason: reason.into(),
         }
     }
 

@@ -18,6 +18,10 @@
 //!   `O(log n)` consistency proofs from any source (an async closure; no runtime is assumed).
 //! - [`witness`]: C2SP cosignature/v1 cosignatures, witness keys, and the [`Witness`] that cosigns a
 //!   checkpoint only if it is consistent with the last one it cosigned.
+//! - [`registry`]: the departments' origin-signing keys with their key ids and validity periods
+//!   (`signing-keys.toml`), by which origin signatures are checked at publish time and again by auditors.
+//! - [`origin`]: origin signatures verified again by an auditor, with the few record fields they need
+//!   read by a small protobuf wire reader ([`record`]), so that this crate needs no protobuf code.
 //! - [`bundle`]: the offline bundle format behind `hazchem audit export` and `hazchem audit verify
 //!   --bundle`.
 //!
@@ -28,6 +32,9 @@ mod error;
 pub mod key;
 pub mod merkle;
 pub mod note;
+pub mod origin;
+pub mod record;
+pub mod registry;
 pub mod verify;
 pub mod witness;
 
@@ -39,5 +46,6 @@ pub use error::{Error, Result};
 pub use key::PublicKey;
 pub use merkle::Hash;
 pub use note::{Checkpoint, DEFAULT_ORIGIN, NoteSigner, VerifierKey};
-pub use verify::{Verified, Verifier, VerifyFailure};
+pub use registry::{KeyRegistry, OriginKey, SignatureError, origin_key_id};
+pub use verify::{Requirements, Verified, Verifier, VerifyFailure, Witnesses};
 pub use witness::{Cosigner, Witness, WitnessKey, verify_cosignatures};

@@ -14,7 +14,13 @@
 //!   consistency proof between the two checkpoints, if given, holds: the history was not rewritten
 //!   after the earlier checkpoint was signed;
 //! - each inclusion proof, if given, leads from its record to the checkpoint's root; a record that was
-//!   altered fails its own proof and no other, which locates it exactly.
+//!   altered fails its own proof and no other, which locates it exactly;
+//! - if witnesses are required ([`Requirements::witnesses`]), the checkpoint carries good cosignatures by
+//!   at least that many of the known witnesses: a checkpoint the log's key alone vouches for (a fork shown
+//!   to this auditor, or a history re-signed with a stolen key) is refused;
+//! - if origin signatures are checked ([`Requirements::origin`], [`crate::origin`]), every record's
+//!   signature verifies with its department's key in the auditor's key registry, valid when the record
+//!   was accepted, and every record of a type that must be signed is.
 //!
 //! Every disagreement becomes a [`Problem`] naming what and where; [`VerifyFailure`] lists them, first
 //! disagreement first. The root is recomputed incrementally ([`Frontier`]); only the leaf hashes are kept
@@ -25,6 +31,54 @@ use std::future::Future;
 
 use crate::merkle::{self, Frontier, Hash, MemoryTree};
 use crate::note::{Checkpoint, VerifierKey};
+use crate::origin::{OriginCheck, OriginReport};
+use crate::witness::{self, Cosignature, WitnessKey};
+
+/// What an auditor requires of the record beyond the log key's signature on the checkpoint: the
+/// verification functions (`bundle::verify_bundle`, and the ledger's online and stream verification)
+/// take one.
+#[derive(Debug, Clone, Default)]
+pub struct Requirements {
+    /// An earlier checkpoint the auditor saved: the log must extend it.
+    pub since: Option<String>,
+    /// Witnesses that must have cosigned the checkpoint.
+    pub witnesses: Witnesses,
+    /// The departments' keys and the rules to check origin signatures by; `None` leaves them unchecked.
+    pub origin: Option<OriginCheck>,
+}
+
+/// Witnesses that must have cosigned a checkpoint: at least `required` of the `known` ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Witnesses {
+    pub known: Vec<WitnessKey>,
+    pub required: usize,
+}
+
+/// The cosignatures found on a checkpoint that witnesses were required for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cosigned {
+    /// The good cosignatures by known witnesses.
+    pub good: Vec<Cosignature>,
+    pub required: usize,
+    pub known: usize,
+}
+
+impl fmt::Display for Cosigned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cosigned by {} of the {} known witnesses ({} required): {}",
+            self.good.len(),
+            self.known,
+            self.required,
+            self.good
+                .iter()
+                .map(|c| c.witness.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
 
 /// What kind of disagreement a [`Problem`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -49,6 +103,10 @@ pub enum ProblemKind {
     Fork,
     /// The consistency proof between the two checkpoints fails.
     Inconsistent,
+    /// Fewer of the known witnesses cosigned the checkpoint than required.
+    Witnesses,
+    /// A record's origin signature is missing where required, or does not verify with a trusted key.
+    OriginSignature,
 }
 
 /// One disagreement, naming what and where.
@@ -74,7 +132,9 @@ impl Problem {
     /// the located problems before the unlocated ones.
     fn sort_key(&self) -> (u8, u64, ProblemKind) {
         match self.kind {
-            ProblemKind::CheckpointSignature | ProblemKind::EarlierCheckpoint => (0, 0, self.kind),
+            ProblemKind::CheckpointSignature
+            | ProblemKind::EarlierCheckpoint
+            | ProblemKind::Witnesses => (0, 0, self.kind),
             _ => (1, self.index.unwrap_or(u64::MAX), self.kind),
         }
     }
@@ -185,6 +245,10 @@ pub struct Verified {
     pub inclusion_proofs: u64,
     /// Whether a consistency proof between the checkpoints was checked.
     pub consistency_proof: bool,
+    /// The witnesses' cosignatures, when they were required.
+    pub cosigned: Option<Cosigned>,
+    /// What the origin signatures were, when they were checked.
+    pub origin: Option<OriginReport>,
 }
 
 impl fmt::Display for Verified {
@@ -212,6 +276,12 @@ impl fmt::Display for Verified {
                 }
             )?;
         }
+        if let Some(origin) = &self.origin {
+            write!(f, "\n{origin}")?;
+        }
+        if let Some(cosigned) = &self.cosigned {
+            write!(f, "\n{cosigned}")?;
+        }
         Ok(())
     }
 }
@@ -230,6 +300,8 @@ const MAX_PROBLEMS: usize = 1000;
 pub struct Verifier {
     key: VerifierKey,
     checkpoint: Checkpoint,
+    /// The signed note, with any cosignatures.
+    note: String,
     earlier: Option<Checkpoint>,
     frontier: Frontier,
     leaf_hashes: Vec<Hash>,
@@ -248,6 +320,8 @@ pub struct Verifier {
     dropped: u64,
     inclusion_proofs: u64,
     consistency_proof: bool,
+    cosigned: Option<Cosigned>,
+    origin: Option<(OriginCheck, OriginReport)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -270,6 +344,7 @@ impl Verifier {
         Ok(Verifier {
             key,
             checkpoint,
+            note: checkpoint_note.to_owned(),
             earlier: None,
             frontier: Frontier::new(),
             leaf_hashes: Vec::new(),
@@ -281,7 +356,60 @@ impl Verifier {
             dropped: 0,
             inclusion_proofs: 0,
             consistency_proof: false,
+            cosigned: None,
+            origin: None,
         })
+    }
+
+    /// Starts a verification against `checkpoint_note` trusting only `key`, with what `requirements`
+    /// asks: the earlier checkpoint, the witnesses' cosignatures, origin signatures.
+    pub fn with_requirements(
+        key: VerifierKey,
+        checkpoint_note: &str,
+        requirements: &Requirements,
+    ) -> Result<Self, VerifyFailure> {
+        let mut verifier =
+            Verifier::new(key, checkpoint_note)?.with_witnesses(&requirements.witnesses)?;
+        if let Some(since) = &requirements.since {
+            verifier = verifier.with_earlier(since)?;
+        }
+        if let Some(check) = &requirements.origin {
+            verifier = verifier.with_origin_check(check.clone());
+        }
+        Ok(verifier)
+    }
+
+    /// Requires good cosignatures by at least `witnesses.required` of the known witnesses on the
+    /// checkpoint's note; nothing when none are required.
+    pub fn with_witnesses(mut self, witnesses: &Witnesses) -> Result<Self, VerifyFailure> {
+        if witnesses.required == 0 {
+            return Ok(self);
+        }
+        match witness::require_cosignatures(&self.note, &witnesses.known, witnesses.required) {
+            Ok(good) => {
+                self.cosigned = Some(Cosigned {
+                    good,
+                    required: witnesses.required,
+                    known: witnesses.known.len(),
+                });
+                Ok(self)
+            }
+            Err(too_few) => Err(VerifyFailure {
+                checkpoint: Some(self.checkpoint.clone()),
+                ..VerifyFailure::only(Problem::new(
+                    ProblemKind::Witnesses,
+                    None,
+                    too_few.to_string(),
+                ))
+            }),
+        }
+    }
+
+    /// Also checks every record's origin signature ([`crate::origin`]). Call before pushing records.
+    #[must_use]
+    pub fn with_origin_check(mut self, check: OriginCheck) -> Self {
+        self.origin = Some((check, OriginReport::default()));
+        self
     }
 
     /// Also checks that the log extends `earlier_note`, a checkpoint the auditor saved before. Call before
@@ -425,6 +553,19 @@ impl Verifier {
             }
             None => {}
         }
+        if let Some((check, report)) = &mut self.origin {
+            match check.check(record) {
+                Ok(outcome) => report.add(outcome),
+                Err(message) => {
+                    let problem = Problem::new(
+                        ProblemKind::OriginSignature,
+                        Some(position),
+                        format!("leaf {position}: {message}"),
+                    );
+                    self.problem(problem);
+                }
+            }
+        }
         let leaf = merkle::leaf_hash(record);
         if let Some(proof) = proof {
             self.inclusion_proofs += 1;
@@ -551,6 +692,8 @@ impl Verifier {
                 records: self.position,
                 inclusion_proofs: self.inclusion_proofs,
                 consistency_proof: self.consistency_proof,
+                cosigned: self.cosigned,
+                origin: self.origin.map(|(_, report)| report),
             });
         }
         self.problems.sort_by_key(Problem::sort_key);

@@ -16,10 +16,13 @@
 //! - The signed message is `cosignature/v1\ntime <timestamp, decimal>\n` followed by the checkpoint's note
 //!   text (everything before the blank line that precedes the signature lines).
 //! - A witness verifier key is written `<name>+<key id, 8 hex digits>+<base64(0x04 ‖ public key)>`.
-//! - A [`Witness`] keeps, per log origin, the last checkpoint it cosigned (size and root). It cosigns a
-//!   checkpoint only if the log's key signed it, it is not smaller than that last one, it is not of the
-//!   same size with another root (a fork), and a consistency proof from the last one holds. Its state is
-//!   written to its file (JSON) before it answers, so a restarted witness keeps refusing forks.
+//! - A [`Witness`] keeps, per log origin, the last checkpoint it cosigned (size and root), and answers
+//!   C2SP tlog-witness `add-checkpoint` requests ([`AddCheckpoint`]: the old size the submitter believes
+//!   the witness is at, a consistency proof from it, the checkpoint). It cosigns only if the log's key
+//!   signed the checkpoint, the old size is the size it recorded, and the checkpoint is consistent with
+//!   what it recorded (same root at the same size, else a consistency proof that holds); every refusal is
+//!   a [`Refusal`] with the HTTP status the protocol gives it ([`Refusal::status`]). Its state is written
+//!   to its file (JSON) before it answers, so a restarted witness keeps refusing forks.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -325,21 +328,126 @@ pub fn add_cosignatures(note: &str, lines: &[String]) -> String {
     out
 }
 
-/// Why a witness refuses to cosign a checkpoint.
+/// The path of the tlog-witness `add-checkpoint` call, below the witness's submission prefix.
+pub const ADD_CHECKPOINT_PATH: &str = "/add-checkpoint";
+
+/// The `Content-Type` of a `409 Conflict` answer: the witness's recorded tree size, in decimal, and a
+/// newline.
+pub const SIZE_CONTENT_TYPE: &str = "text/x.tlog.size";
+
+/// At most this many consistency proof lines in a request (a proof between two trees of at most 2^63
+/// leaves is never longer).
+pub const MAX_PROOF_LINES: usize = 63;
+
+/// A tlog-witness `add-checkpoint` request: `old <size>\n`, one base64 consistency proof hash per line,
+/// an empty line, then the signed checkpoint note.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddCheckpoint {
+    /// The tree size of the checkpoint the submitter believes the witness last cosigned (0: none).
+    pub old: u64,
+    /// The consistency proof from `old` to the checkpoint's size (empty when `old` is 0).
+    pub proof: Vec<Hash>,
+    /// The signed checkpoint.
+    pub note: String,
+}
+
+impl AddCheckpoint {
+    /// The request body.
+    pub fn to_body(&self) -> String {
+        let mut body = format!("old {}\n", self.old);
+        for hash in &self.proof {
+            body.push_str(&BASE64.encode(hash));
+            body.push('\n');
+        }
+        body.push('\n');
+        body.push_str(&self.note);
+        body
+    }
+
+    /// Parses a request body; a malformed one is [`Refusal::Malformed`] (`400 Bad Request`).
+    pub fn parse(body: &str) -> Result<Self, Refusal> {
+        let malformed = |what: String| Refusal::Malformed(what);
+        let (first, mut rest) = body
+            .split_once('\n')
+            .ok_or_else(|| malformed("the body has no old size line".into()))?;
+        let digits = first.strip_prefix("old ").ok_or_else(|| {
+            malformed(format!(
+                "the first line is not `old <size>`: {:?}",
+                clip(first)
+            ))
+        })?;
+        if digits.is_empty()
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+            || (digits.len() > 1 && digits.starts_with('0'))
+        {
+            return Err(malformed(format!(
+                "the old size {:?} is not a decimal without leading zeroes",
+                clip(digits)
+            )));
+        }
+        let old: u64 = digits
+            .parse()
+            .map_err(|_| malformed(format!("the old size {:?} is too large", clip(digits))))?;
+        let mut proof = Vec::new();
+        loop {
+            let (line, after) = rest.split_once('\n').ok_or_else(|| {
+                malformed("the proof lines are not followed by an empty line".into())
+            })?;
+            rest = after;
+            if line.is_empty() {
+                break;
+            }
+            if proof.len() == MAX_PROOF_LINES {
+                return Err(malformed(format!(
+                    "more than {MAX_PROOF_LINES} consistency proof lines"
+                )));
+            }
+            let hash: Hash = BASE64
+                .decode(line)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| {
+                    malformed(format!(
+                        "consistency proof line {} is not base64 of 32 bytes",
+                        proof.len() + 1
+                    ))
+                })?;
+            proof.push(hash);
+        }
+        Ok(AddCheckpoint {
+            old,
+            proof,
+            note: rest.to_owned(),
+        })
+    }
+}
+
+fn clip(text: &str) -> String {
+    text.chars().take(40).collect()
+}
+
+/// Why a witness refuses to cosign a checkpoint; [`Refusal::status`] is the tlog-witness HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    /// The witness does not know the log of this origin.
+    /// The request is malformed: its body, or the checkpoint note in it (`400`).
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    /// The witness does not know the log of this origin (`404`).
     #[error("the witness knows no log of origin {origin:?}")]
     UnknownLog { origin: String },
-    /// The note is malformed, or not signed by the log's key.
+    /// No signature on the checkpoint verifies with the log's key (`403`).
     #[error("the checkpoint does not verify with the log's key: {0}")]
-    BadNote(NoteError),
-    /// The checkpoint is smaller than the last one the witness cosigned.
+    BadSignature(NoteError),
+    /// The old size is larger than the checkpoint's (`400`).
+    #[error("the old size {old} is larger than the checkpoint's size {size}")]
+    OldTooLarge { old: u64, size: u64 },
+    /// The old size is not the size the witness recorded (`409`, with the recorded size): the submitter
+    /// asks again with a proof from it, unless that is larger than its checkpoint (a rollback).
     #[error(
-        "the checkpoint of size {size} is smaller than the checkpoint of size {seen} the witness cosigned"
+        "the old size is {old}, but the witness last cosigned a checkpoint of size {recorded} of this log"
     )]
-    Rollback { seen: u64, size: u64 },
-    /// Same size, another root: the log forked.
+    Conflict { old: u64, recorded: u64 },
+    /// Same size as the recorded checkpoint, another root: the log forked (`409`).
     #[error(
         "fork: the checkpoint of size {size} has root {root}, but the witness cosigned root {seen_root} at that size"
     )]
@@ -348,18 +456,41 @@ pub enum Refusal {
         root: String,
         seen_root: String,
     },
-    /// The consistency proof from the witness's last checkpoint does not hold.
+    /// The consistency proof from the recorded checkpoint does not hold (`422`).
     #[error(
-        "the checkpoint of size {size} is not consistent with the checkpoint of size {seen} the witness cosigned: {reason}"
+        "the checkpoint of size {size} is not consistent with the checkpoint of size {old} the witness cosigned: {reason}"
     )]
     Inconsistent {
-        seen: u64,
+        old: u64,
         size: u64,
         reason: ProofError,
     },
-    /// The witness could not record its new state, so it does not cosign.
+    /// The witness could not record its new state, so it does not cosign (`500`).
     #[error("the witness cannot record its state in {path}: {reason}")]
     State { path: String, reason: String },
+}
+
+impl Refusal {
+    /// The HTTP status of the refusal in the tlog-witness protocol.
+    pub fn status(&self) -> u16 {
+        match self {
+            Refusal::Malformed(_) | Refusal::OldTooLarge { .. } => 400,
+            Refusal::BadSignature(_) => 403,
+            Refusal::UnknownLog { .. } => 404,
+            Refusal::Conflict { .. } | Refusal::Fork { .. } => 409,
+            Refusal::Inconsistent { .. } => 422,
+            Refusal::State { .. } => 500,
+        }
+    }
+
+    /// For a `409 Conflict`: the tree size the witness recorded, its answer's body.
+    pub fn recorded_size(&self) -> Option<u64> {
+        match self {
+            Refusal::Conflict { recorded, .. } => Some(*recorded),
+            Refusal::Fork { size, .. } => Some(*size),
+            _ => None,
+        }
+    }
 }
 
 /// What a witness saw last of one log.
@@ -437,18 +568,20 @@ impl Witness {
         self.seen.get(origin).copied()
     }
 
-    /// Checks the signed checkpoint `note` and, if it is consistent with the last checkpoint this witness
-    /// cosigned of its log (`proof`: the consistency proof from that checkpoint's size; empty for the
-    /// first), records it (durably, if the witness has a state file) and returns the cosignature line.
-    /// `time` is the cosignature's timestamp (seconds since the Unix epoch; the caller's clock). The same
-    /// checkpoint again is cosigned again.
+    /// Answers an `add-checkpoint` request (the tlog-witness checks, in the protocol's order): if the
+    /// checkpoint is signed by its log's key, `request.old` is the size this witness recorded for that
+    /// log (0 for none), and the checkpoint is consistent with the recorded one, records it (durably, if
+    /// the witness has a state file) and returns the cosignature line. `time` is the cosignature's
+    /// timestamp (seconds since the Unix epoch; the caller's clock). The same checkpoint again is
+    /// cosigned again. Checking and recording happen under `&mut self`, so two requests cannot race.
     pub fn add_checkpoint(
         &mut self,
-        note: &str,
-        proof: &[Hash],
+        request: &AddCheckpoint,
         time: u64,
     ) -> Result<String, Refusal> {
-        let claimed = crate::note::unverified_checkpoint(note).map_err(Refusal::BadNote)?;
+        let note = request.note.as_str();
+        let claimed = crate::note::unverified_checkpoint(note)
+            .map_err(|e| Refusal::Malformed(e.to_string()))?;
         let log = self
             .logs
             .iter()
@@ -456,35 +589,50 @@ impl Witness {
             .ok_or_else(|| Refusal::UnknownLog {
                 origin: claimed.origin.clone(),
             })?;
-        let checkpoint = log.open_checkpoint(note).map_err(Refusal::BadNote)?;
-        let text = log.verify(note).map_err(Refusal::BadNote)?;
-        if let Some(seen) = self.seen.get(&checkpoint.origin) {
-            if checkpoint.size < seen.size {
-                return Err(Refusal::Rollback {
-                    seen: seen.size,
-                    size: checkpoint.size,
-                });
-            }
-            if checkpoint.size == seen.size && checkpoint.root != seen.root {
+        let checkpoint = log.open_checkpoint(note).map_err(Refusal::BadSignature)?;
+        let text = log.verify(note).map_err(Refusal::BadSignature)?;
+        if request.old > checkpoint.size {
+            return Err(Refusal::OldTooLarge {
+                old: request.old,
+                size: checkpoint.size,
+            });
+        }
+        let recorded = self.seen.get(&checkpoint.origin).copied();
+        let recorded_size = recorded.map_or(0, |s| s.size);
+        if request.old != recorded_size {
+            return Err(Refusal::Conflict {
+                old: request.old,
+                recorded: recorded_size,
+            });
+        }
+        match recorded {
+            Some(seen) if seen.size == checkpoint.size && seen.root != checkpoint.root => {
                 return Err(Refusal::Fork {
                     size: checkpoint.size,
                     root: BASE64.encode(checkpoint.root),
                     seen_root: BASE64.encode(seen.root),
                 });
             }
-            merkle::verify_consistency(
+            Some(seen) => merkle::verify_consistency(
                 seen.size,
                 checkpoint.size,
-                proof,
+                &request.proof,
                 &seen.root,
                 &checkpoint.root,
-            )
-            .map_err(|reason| Refusal::Inconsistent {
-                seen: seen.size,
-                size: checkpoint.size,
-                reason,
-            })?;
+            ),
+            None => merkle::verify_consistency(
+                0,
+                checkpoint.size,
+                &request.proof,
+                &merkle::EMPTY_ROOT,
+                &checkpoint.root,
+            ),
         }
+        .map_err(|reason| Refusal::Inconsistent {
+            old: recorded_size,
+            size: checkpoint.size,
+            reason,
+        })?;
         let previous = self.seen.insert(
             checkpoint.origin.clone(),
             Seen {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use hazchem_verify::bundle::{self, BundleRecord, BundleWriter};
 use hazchem_verify::merkle::{self, MemoryTree};
 use hazchem_verify::note::{Checkpoint, NoteSigner, VerifierKey};
-use hazchem_verify::verify::{ProblemKind, VerifyFailure};
+use hazchem_verify::verify::{ProblemKind, Requirements, VerifyFailure};
 
 const N: u64 = 100;
 const ORIGIN: &str = "hazchem.example/ledger";
@@ -109,11 +109,18 @@ fn edit_records(dir: &Path, edit: impl FnOnce(&mut Vec<BundleRecord>)) {
     std::fs::write(path, text).unwrap();
 }
 
+fn since(note: &str) -> Requirements {
+    Requirements {
+        since: Some(note.to_owned()),
+        ..Requirements::default()
+    }
+}
+
 fn verify(
     dir: &Path,
     key: &VerifierKey,
 ) -> Result<hazchem_verify::verify::Verified, VerifyFailure> {
-    bundle::verify_bundle(dir, key.clone(), None)
+    bundle::verify_bundle(dir, key.clone(), &Requirements::default())
 }
 
 fn expect_failure(
@@ -394,7 +401,7 @@ fn a_forked_history_is_refused_against_an_earlier_checkpoint() {
     // On its own, the forked bundle is self-consistent...
     verify(&path, &s.verifier()).unwrap();
     // ...but not against what the auditor saved.
-    let failure = bundle::verify_bundle(&path, s.verifier(), Some(&saved)).unwrap_err();
+    let failure = bundle::verify_bundle(&path, s.verifier(), &since(&saved)).unwrap_err();
     assert!(failure.to_string().contains("forked history"), "{failure}");
     assert_eq!(failure.first().index, Some(49), "{failure}");
     let kinds: Vec<ProblemKind> = failure.problems.iter().map(|p| p.kind).collect();
@@ -402,7 +409,7 @@ fn a_forked_history_is_refused_against_an_earlier_checkpoint() {
     assert!(kinds.contains(&ProblemKind::Inconsistent), "{kinds:?}");
     // The true history extends the saved checkpoint.
     let good = truth.export(&dir.path().join("good"), &s, false, Some(&saved));
-    let verified = bundle::verify_bundle(&good, s.verifier(), Some(&saved)).unwrap();
+    let verified = bundle::verify_bundle(&good, s.verifier(), &since(&saved)).unwrap();
     assert_eq!(verified.earlier.map(|e| e.size), Some(50));
     assert!(verified.consistency_proof);
 }
@@ -414,7 +421,7 @@ fn a_shrunk_log_is_refused() {
     let log = Log::new(N, None);
     let path = log.export(&dir.path().join("b"), &s, false, None);
     let bigger = Log::new(N + 10, None).checkpoint(&s, N + 10);
-    let failure = bundle::verify_bundle(&path, s.verifier(), Some(&bigger)).unwrap_err();
+    let failure = bundle::verify_bundle(&path, s.verifier(), &since(&bigger)).unwrap_err();
     assert_eq!(failure.first().kind, ProblemKind::EarlierCheckpoint);
     assert!(failure.to_string().contains("the log shrank"), "{failure}");
 }
@@ -512,4 +519,134 @@ fn a_forged_log_behind_a_genuine_checkpoint_never_verifies() {
     // And the honest lines, written raw, still verify.
     write_raw_lines(&path, &honest);
     assert_eq!(verify(&path, &s.verifier()).unwrap().records, N);
+}
+
+// ---- Witnesses required ----
+
+/// Five witnesses of the log, each cosigning in process.
+fn witnesses(s: &NoteSigner) -> Vec<hazchem_verify::Witness> {
+    (0..5u8)
+        .map(|i| {
+            hazchem_verify::Witness::new(
+                hazchem_verify::Cosigner::new(
+                    &format!("witness.example/w{i}"),
+                    hazchem_verify::ed25519_dalek::SigningKey::from_bytes(&[50 + i; 32]),
+                )
+                .unwrap(),
+                vec![s.verifier()],
+                None,
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+/// `note` with the cosignatures of every witness that accepts it (from old size 0).
+fn cosigned(note: &str, witnesses: &mut [hazchem_verify::Witness]) -> String {
+    let lines: Vec<String> = witnesses
+        .iter_mut()
+        .filter_map(|w| {
+            let request = hazchem_verify::witness::AddCheckpoint {
+                old: w.last(ORIGIN).map_or(0, |seen| seen.size),
+                proof: vec![],
+                note: note.to_owned(),
+            };
+            w.add_checkpoint(&request, 1_790_000_000).ok()
+        })
+        .collect();
+    hazchem_verify::witness::add_cosignatures(note, &lines)
+}
+
+fn requiring(witnesses: &[hazchem_verify::Witness], required: usize) -> Requirements {
+    Requirements {
+        witnesses: hazchem_verify::Witnesses {
+            known: witnesses.iter().map(hazchem_verify::Witness::key).collect(),
+            required,
+        },
+        ..Requirements::default()
+    }
+}
+
+#[test]
+fn a_re_signed_history_verifies_by_the_log_key_alone_but_not_with_witnesses_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = signer();
+    let mut ws = witnesses(&s);
+    // The honest checkpoint, cosigned by all five.
+    let truth = Log::new(N, None);
+    let honest = truth.export(&dir.path().join("honest"), &s, true, None);
+    let note_path = honest.join(bundle::CHECKPOINT);
+    let note = cosigned(&std::fs::read_to_string(&note_path).unwrap(), &mut ws);
+    std::fs::write(&note_path, &note).unwrap();
+    let verified = bundle::verify_bundle(&honest, s.verifier(), &requiring(&ws, 5)).unwrap();
+    assert_eq!(verified.cosigned.unwrap().good.len(), 5);
+
+    // The operator rewrote leaf 20 and signed the rewritten history with the log's key: the witnesses,
+    // which cosigned the honest checkpoint of that size, refuse it (a fork), so it carries only the
+    // honest note's cosignature lines, copied, which do not verify for its text.
+    let forged = Log::new(N, Some(20));
+    let path = forged.export(&dir.path().join("forged"), &s, true, None);
+    let forged_note = std::fs::read_to_string(path.join(bundle::CHECKPOINT)).unwrap();
+    assert_eq!(
+        cosigned(&forged_note, &mut ws),
+        forged_note,
+        "every witness refuses the fork"
+    );
+    let copied: Vec<String> = note
+        .lines()
+        .filter(|l| l.starts_with("\u{2014} witness.example/"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(copied.len(), 5);
+    std::fs::write(
+        path.join(bundle::CHECKPOINT),
+        hazchem_verify::witness::add_cosignatures(&forged_note, &copied),
+    )
+    .unwrap();
+    // By the log key alone it verifies: its records reproduce its (re-signed) root.
+    verify(&path, &s.verifier()).expect("the log key alone vouches for the re-signed history");
+    // With any witness required it does not, and nothing else is checked against it.
+    for required in [1, 3, 5] {
+        let failure = bundle::verify_bundle(&path, s.verifier(), &requiring(&ws, required))
+            .expect_err("a checkpoint no witness cosigned");
+        assert_eq!(failure.first().kind, ProblemKind::Witnesses, "{failure}");
+        assert!(
+            failure.to_string().contains(&format!(
+                "the checkpoint carries 0 good cosignature(s) of the 5 known witnesses, fewer than the \
+                 {required} required"
+            )),
+            "{failure}"
+        );
+    }
+    // Tampering with the honest bundle is still caught with witnesses required.
+    edit_records(&honest, |r| r[17].record[3] ^= 1);
+    let failure = bundle::verify_bundle(&honest, s.verifier(), &requiring(&ws, 5)).unwrap_err();
+    assert_eq!(failure.first().kind, ProblemKind::Altered, "{failure}");
+    assert_eq!(failure.first().index, Some(17));
+}
+
+#[test]
+fn a_fork_shown_to_some_witnesses_gets_only_their_cosignatures() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = signer();
+    let mut ws = witnesses(&s);
+    // Witnesses 0 and 1 saw the honest checkpoint first; the forked one reaches all five.
+    let honest_note = Log::new(N, None).checkpoint(&s, N);
+    cosigned(&honest_note, &mut ws[..2]);
+    let forged = Log::new(N, Some(63));
+    let path = forged.export(&dir.path().join("fork"), &s, false, None);
+    let note_path = path.join(bundle::CHECKPOINT);
+    let note = cosigned(&std::fs::read_to_string(&note_path).unwrap(), &mut ws);
+    std::fs::write(&note_path, note).unwrap();
+    // Three witnesses (who never saw the honest one) cosigned the fork: 3 of 5 passes, a majority of
+    // the honest-minded requirement (4) does not.
+    bundle::verify_bundle(&path, s.verifier(), &requiring(&ws, 3)).unwrap();
+    let failure = bundle::verify_bundle(&path, s.verifier(), &requiring(&ws, 4)).unwrap_err();
+    assert_eq!(failure.first().kind, ProblemKind::Witnesses, "{failure}");
+    assert!(
+        failure
+            .to_string()
+            .contains("carries 3 good cosignature(s)"),
+        "{failure}"
+    );
 }

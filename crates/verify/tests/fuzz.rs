@@ -65,7 +65,8 @@ fn mutate(text: &str, kind: u8, at: usize, byte: u8) -> String {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
-    /// Arbitrary text never panics the note parser, the key parser or the line reader.
+    /// Arbitrary text never panics the note parser, the key parser, the line reader, the witness request
+    /// parser, the key registry parser or the record wire reader.
     #[test]
     fn arbitrary_text_never_panics(text in ".{0,400}", bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
         let key = signer().verifier();
@@ -79,7 +80,12 @@ proptest! {
             let _ = WitnessKey::parse(input);
             let _ = WitnessKey::parse_list(input);
             let _ = verify_cosignatures(input, &[cosigner().witness_key()]);
+            let _ = hazchem_verify::witness::AddCheckpoint::parse(input);
+            let _ = hazchem_verify::KeyRegistry::from_toml_str(input);
+            let _ = hazchem_verify::record::read_record(input.as_bytes());
         }
+        let _ = hazchem_verify::record::read_record(&bytes);
+        let _ = hazchem_verify::record::payload_types(&bytes);
     }
 
     /// A cosigned note counts its witness's cosignature; an edit of it counts it only if the note's text

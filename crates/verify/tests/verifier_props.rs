@@ -192,7 +192,7 @@ proptest! {
             .collect();
         let is_honest = read_back.len() == honest.len()
             && read_back.iter().zip(&honest).all(|(a, b)| a.is_ok() && a == b);
-        let verdict = bundle::verify_bundle(&path, signer.verifier(), None);
+        let verdict = bundle::verify_bundle(&path, signer.verifier(), &Default::default());
         prop_assert_eq!(verdict.is_ok(), is_honest, "edits {:?}: {:?}", edits, verdict);
         if let Err(failure) = verdict {
             // A failure always names a problem, and the first one a leaf when a record is at fault.

@@ -1,11 +1,15 @@
-//! Witnesses cosign an honest, growing log, and refuse a forked one (two different checkpoints of the same
-//! size signed by the log's key), also after a restart from their state files.
+//! Witnesses answer C2SP tlog-witness `add-checkpoint` requests: they cosign an honest, growing log, and
+//! refuse a forked one (two different checkpoints of the same size signed by the log's key) with the
+//! protocol's statuses (409 Conflict, 422 for a proof that does not hold, 400 for a rollback), also after
+//! a restart from their state files.
 
 use hazchem_verify::ed25519_dalek::SigningKey;
 use hazchem_verify::merkle::{self, MemoryTree};
 use hazchem_verify::note::{Checkpoint, DEFAULT_ORIGIN, NoteSigner};
 use hazchem_verify::verify_cosignatures;
-use hazchem_verify::witness::{Cosigner, Refusal, Witness, WitnessKey, add_cosignatures};
+use hazchem_verify::witness::{
+    AddCheckpoint, Cosigner, Refusal, Witness, WitnessKey, add_cosignatures,
+};
 
 const T: u64 = 1_700_000_000;
 
@@ -64,6 +68,24 @@ fn proof(t: &MemoryTree, from: u64, to: u64) -> Vec<[u8; 32]> {
     merkle::consistency_proof(t, from, to).unwrap()
 }
 
+/// `add-checkpoint` of `note` from old size `old`, with `proof`, through its wire form.
+fn add(
+    w: &mut Witness,
+    note: &str,
+    old: u64,
+    proof: Vec<[u8; 32]>,
+    time: u64,
+) -> Result<String, Refusal> {
+    let request = AddCheckpoint {
+        old,
+        proof,
+        note: note.to_owned(),
+    };
+    let parsed = AddCheckpoint::parse(&request.to_body()).unwrap();
+    assert_eq!(parsed, request);
+    w.add_checkpoint(&parsed, time)
+}
+
 #[test]
 fn an_honest_growing_log_is_cosigned_by_all() {
     let dir = tempfile::tempdir().unwrap();
@@ -76,7 +98,7 @@ fn an_honest_growing_log_is_cosigned_by_all() {
         let lines: Vec<String> = witnesses
             .iter_mut()
             .map(|w| {
-                w.add_checkpoint(&note, &proof(&t, last, size), 1_700_000_000 + size)
+                add(w, &note, last, proof(&t, last, size), 1_700_000_000 + size)
                     .unwrap_or_else(|e| panic!("size {size}: {e}"))
             })
             .collect();
@@ -90,9 +112,14 @@ fn an_honest_growing_log_is_cosigned_by_all() {
     let mut restarted = witness(0, dir.path());
     assert_eq!(restarted.last(DEFAULT_ORIGIN).unwrap().size, 100);
     let t = tree("honest", 120);
-    restarted
-        .add_checkpoint(&checkpoint(&t, 120), &proof(&t, 100, 120), T)
-        .unwrap();
+    add(
+        &mut restarted,
+        &checkpoint(&t, 120),
+        100,
+        proof(&t, 100, 120),
+        T,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -113,15 +140,14 @@ fn a_forked_log_is_refused_by_every_witness_also_after_a_restart() {
     for (i, w) in witnesses.iter_mut().enumerate() {
         match i {
             0..3 => {
-                w.add_checkpoint(&a, &[], T).unwrap();
+                add(w, &a, 0, vec![], T).unwrap();
             }
             3..6 => {
-                w.add_checkpoint(&b, &[], T).unwrap();
+                add(w, &b, 0, vec![], T).unwrap();
             }
             _ => {
-                w.add_checkpoint(&checkpoint(&honest, 10), &[], T).unwrap();
-                w.add_checkpoint(&checkpoint(&honest, 40), &proof(&honest, 10, 40), T)
-                    .unwrap();
+                add(w, &checkpoint(&honest, 10), 0, vec![], T).unwrap();
+                add(w, &checkpoint(&honest, 40), 10, proof(&honest, 10, 40), T).unwrap();
             }
         }
     }
@@ -132,22 +158,39 @@ fn a_forked_log_is_refused_by_every_witness_also_after_a_restart() {
                 3..6 => (&a, &honest),
                 _ => (&b, &forked),
             };
-            let err = w.add_checkpoint(other, &[], T).unwrap_err();
+            let seen = w.last(DEFAULT_ORIGIN).unwrap().size;
+            // As a submitter would: first with no idea of the witness's size, which answers 409 with it.
+            let err = add(w, other, 0, vec![], T).unwrap_err();
+            assert_eq!(
+                err,
+                Refusal::Conflict {
+                    old: 0,
+                    recorded: seen
+                },
+                "{i}"
+            );
+            assert_eq!((err.status(), err.recorded_size()), (409, Some(seen)));
+            // Then from that size.
+            let err = add(w, other, seen, vec![], T).unwrap_err();
             match i {
-                0..6 => assert!(matches!(err, Refusal::Fork { size: 30, .. }), "{i}: {err}"),
-                _ => assert!(
-                    matches!(err, Refusal::Rollback { seen: 40, size: 30 }),
-                    "{i}: {err}"
-                ),
+                // The other branch at the size it cosigned: a fork, 409.
+                0..6 => {
+                    assert!(matches!(err, Refusal::Fork { size: 30, .. }), "{i}: {err}");
+                    assert_eq!(err.status(), 409);
+                }
+                // It cosigned 40: a checkpoint of 30 is a rollback, 400.
+                _ => {
+                    assert_eq!(err, Refusal::OldTooLarge { old: 40, size: 30 }, "{i}");
+                    assert_eq!(err.status(), 400);
+                }
             }
             assert!(err.to_string().contains("30"), "{err}");
-            // Nor does it cosign the other branch grown further, with that branch's proof.
+            // Nor does it cosign the other branch grown further, with that branch's proof: 422.
             let grown = branch(std::ptr::eq(other_tree, &forked), 45);
-            let seen = w.last(DEFAULT_ORIGIN).unwrap().size;
-            let err = w
-                .add_checkpoint(&checkpoint(&grown, 45), &proof(&grown, seen, 45), T)
-                .unwrap_err();
+            let err =
+                add(w, &checkpoint(&grown, 45), seen, proof(&grown, seen, 45), T).unwrap_err();
             assert!(matches!(err, Refusal::Inconsistent { .. }), "{i}: {err}");
+            assert_eq!(err.status(), 422);
         }
     };
     check(&mut witnesses);
@@ -156,12 +199,22 @@ fn a_forked_log_is_refused_by_every_witness_also_after_a_restart() {
     let mut restarted: Vec<Witness> = (0..9).map(|i| witness(i, dir.path())).collect();
     check(&mut restarted);
     // And still cosigns its own branch.
-    restarted[0]
-        .add_checkpoint(&checkpoint(&honest, 40), &proof(&honest, 30, 40), T)
-        .unwrap();
-    restarted[3]
-        .add_checkpoint(&checkpoint(&forked, 40), &proof(&forked, 30, 40), T)
-        .unwrap();
+    add(
+        &mut restarted[0],
+        &checkpoint(&honest, 40),
+        30,
+        proof(&honest, 30, 40),
+        T,
+    )
+    .unwrap();
+    add(
+        &mut restarted[3],
+        &checkpoint(&forked, 40),
+        30,
+        proof(&forked, 30, 40),
+        T,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -177,10 +230,9 @@ fn other_refusals_name_the_reason() {
             size: 10,
             root: merkle::root(&t, 10).unwrap(),
         });
-    assert!(matches!(
-        w.add_checkpoint(&forged, &[], T),
-        Err(Refusal::BadNote(_))
-    ));
+    let err = add(&mut w, &forged, 0, vec![], T).unwrap_err();
+    assert!(matches!(err, Refusal::BadSignature(_)), "{err}");
+    assert_eq!(err.status(), 403);
     // Another log.
     let other = NoteSigner::new("other.example/log", SigningKey::from_bytes(&[1; 32]))
         .unwrap()
@@ -189,26 +241,62 @@ fn other_refusals_name_the_reason() {
             size: 10,
             root: [0; 32],
         });
-    assert!(matches!(
-        w.add_checkpoint(&other, &[], T),
-        Err(Refusal::UnknownLog { .. })
-    ));
+    let err = add(&mut w, &other, 0, vec![], T).unwrap_err();
+    assert!(matches!(err, Refusal::UnknownLog { .. }), "{err}");
+    assert_eq!(err.status(), 404);
+    // A proof from the empty tree.
+    let err = add(&mut w, &checkpoint(&t, 5), 0, proof(&t, 2, 5), T).unwrap_err();
+    assert_eq!(err.status(), 422, "{err}");
     // A wrong proof.
-    w.add_checkpoint(&checkpoint(&t, 5), &[], T).unwrap();
-    let err = w
-        .add_checkpoint(&checkpoint(&t, 10), &proof(&t, 4, 10), T)
-        .unwrap_err();
+    add(&mut w, &checkpoint(&t, 5), 0, vec![], T).unwrap();
+    let err = add(&mut w, &checkpoint(&t, 10), 5, proof(&t, 4, 10), T).unwrap_err();
     assert!(
         matches!(
             err,
             Refusal::Inconsistent {
-                seen: 5,
+                old: 5,
                 size: 10,
                 ..
             }
         ),
         "{err}"
     );
+    // An old size beyond the checkpoint.
+    let err = add(&mut w, &checkpoint(&t, 5), 10, vec![], T).unwrap_err();
+    assert_eq!(err, Refusal::OldTooLarge { old: 10, size: 5 });
+    // Not a checkpoint at all.
+    let err = add(&mut w, "hello\n", 5, vec![], T).unwrap_err();
+    assert_eq!(err.status(), 400, "{err}");
     // Refusals do not move the witness.
     assert_eq!(w.last(DEFAULT_ORIGIN).unwrap().size, 5);
+}
+
+#[test]
+fn malformed_request_bodies_are_400() {
+    let note = checkpoint(&tree("honest", 3), 3);
+    for body in [
+        String::new(),
+        "old 1".to_owned(),
+        format!("old 01\n\n{note}"),
+        format!("old -1\n\n{note}"),
+        format!("old 99999999999999999999\n\n{note}"),
+        format!("new 1\n\n{note}"),
+        format!("old 1\nnot base64!\n\n{note}"),
+        format!("old 1\nAAAA\n\n{note}"),
+        format!(
+            "old 1\n{}",
+            "ZmFrZWhhc2hmYWtlaGFzaGZha2VoYXNoZmFrZWhhc2g=\n".repeat(64) + "\n" + &note
+        ),
+        "old 1\nZmFrZWhhc2hmYWtlaGFzaGZha2VoYXNoZmFrZWhhc2g=".to_owned(),
+    ] {
+        let err = AddCheckpoint::parse(&body).unwrap_err();
+        assert!(matches!(err, Refusal::Malformed(_)), "{body:?}: {err}");
+        assert_eq!(err.status(), 400);
+    }
+    // The example of the specification's shape: old size, proof lines, empty line, note.
+    let parsed = AddCheckpoint::parse(&format!("old 0\n\n{note}")).unwrap();
+    assert_eq!(
+        (parsed.old, parsed.proof.len(), parsed.note.as_str()),
+        (0, 0, note.as_str())
+    );
 }

@@ -14,7 +14,10 @@ use hazchem_ledger::bundle::{self, BundleRecord, BundleWriter};
 use hazchem_ledger::merkle::{self, MemoryTree};
 use hazchem_ledger::note::{Checkpoint, VerifierKey};
 use hazchem_ledger::online::{self, consistency, get_checkpoint, replay_all};
-use hazchem_ledger::witness::{WitnessKey, require_cosignatures};
+use hazchem_ledger::origin::OriginCheck;
+use hazchem_ledger::registry::KeyRegistry;
+use hazchem_ledger::verify::{Requirements, Witnesses};
+use hazchem_ledger::witness::WitnessKey;
 use hazchem_proto::v1;
 use hazchem_proto::v1::audit_service_client::AuditServiceClient;
 use prost::Message;
@@ -115,6 +118,56 @@ impl TrustedKey {
     }
 }
 
+/// What origin signatures are checked with: the departments' keys the auditor trusts and the rules of
+/// which events must be signed.
+#[derive(Debug, Clone, Args)]
+pub struct OriginTrust {
+    /// The departments' origin-signing keys you trust, with their key ids and validity
+    /// (`signing-keys.toml`; default: the development PKI's under --data-dir, if there is one; without
+    /// any, origin signatures are not checked and the command says so). Every record's origin signature
+    /// must verify with the key its key id names, valid when the record was accepted; keys a bundle
+    /// carries are never trusted because it says so.
+    #[arg(long, value_name = "FILE")]
+    pub key_registry: Option<PathBuf>,
+    /// The publish policy whose `[signatures]` rules say which events must be signed (default: the
+    /// built-in policy, deploy/policy.toml).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+impl OriginTrust {
+    /// The origin check, or `None` when no registry was named and there is none in the development PKI
+    /// (then only the ledger's key is trusted, and the caller says that origin signatures were not
+    /// checked). A registry that was named but cannot be read is an error.
+    fn load(&self, data_dir: &Path) -> Result<Option<OriginCheck>> {
+        let path = match &self.key_registry {
+            Some(path) => path.clone(),
+            None => {
+                let default = data_dir.join("pki").join("signing-keys.toml");
+                if !default.exists() {
+                    return Ok(None);
+                }
+                default
+            }
+        };
+        let registry = KeyRegistry::load(&path).with_context(|| {
+            format!(
+                "reading the departments' key registry {} (give the one you trust with --key-registry)",
+                path.display()
+            )
+        })?;
+        let policy = match &self.policy {
+            Some(path) => hazchem_admission::Policy::load(path)?,
+            None => hazchem_admission::Policy::default_policy(),
+        };
+        Ok(Some(OriginCheck::new(registry, policy.signature_rules())))
+    }
+}
+
+/// What `audit verify` prints when it checks no origin signatures.
+const ORIGIN_UNCHECKED: &str = "origin signatures not checked: no key registry (give the departments' \
+                                keys you trust with --key-registry FILE)";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// One JSON object per line: leafIndex, sequence, record (base64 of the exact leaf bytes), and the
@@ -183,6 +236,8 @@ pub struct VerifyArgs {
     pub ledger: LedgerConnection,
     #[command(flatten)]
     pub trusted: TrustedKey,
+    #[command(flatten)]
+    pub origin: OriginTrust,
     /// An earlier checkpoint you saved: the log must extend it.
     #[arg(long)]
     pub since_checkpoint: Option<PathBuf>,
@@ -245,6 +300,10 @@ pub struct ExportArgs {
     // The key the export is checked with, written to the bundle for reference.
     #[command(flatten)]
     pub trusted: TrustedKey,
+    // The departments' keys the export's origin signatures are checked with; those that signed a
+    // record are written to the bundle, for reference.
+    #[command(flatten)]
+    pub origin: OriginTrust,
     /// Include this earlier checkpoint and the consistency proof from it.
     #[arg(long)]
     pub since_checkpoint: Option<PathBuf>,
@@ -360,42 +419,41 @@ async fn checkpoint(args: CheckpointArgs) -> Result<()> {
 
 async fn verify_command(args: VerifyArgs) -> Result<()> {
     let key = args.ledger.key(&args.trusted)?;
-    let witnesses = match args.witnesses {
-        None => None,
-        Some(required) => {
-            let path = args.witness_keys.clone().unwrap_or_else(|| {
-                args.ledger
-                    .connection
-                    .data_dir
-                    .join("pki")
-                    .join("witnesses.keys")
-            });
-            let keys = WitnessKey::load_list(&path).with_context(|| {
-                format!(
-                    "reading the witnesses' keys {} (give them with --witness-keys)",
-                    path.display()
-                )
-            })?;
-            Some((required, keys))
-        }
+    let data_dir = &args.ledger.connection.data_dir;
+    let mut requirements = Requirements {
+        since: args
+            .since_checkpoint
+            .as_deref()
+            .map(read_file)
+            .transpose()?,
+        origin: args.origin.load(data_dir)?,
+        ..Requirements::default()
     };
-    let since = args
-        .since_checkpoint
-        .as_deref()
-        .map(read_file)
-        .transpose()?;
+    if let Some(required) = args.witnesses {
+        let path = args
+            .witness_keys
+            .clone()
+            .unwrap_or_else(|| data_dir.join("pki").join("witnesses.keys"));
+        let known = WitnessKey::load_list(&path).with_context(|| {
+            format!(
+                "reading the witnesses' keys {} (give them with --witness-keys)",
+                path.display()
+            )
+        })?;
+        requirements.witnesses = Witnesses { known, required };
+    }
     let (result, note) = if args.stream {
         let bus = match &args.config {
             Some(file) => crate::config::Config::load(Some(file))?.bus,
             None => crate::config::BusConfig::Embedded {
-                dir: args.ledger.connection.data_dir.join("bus"),
+                dir: data_dir.join("bus"),
             },
         }
         .open()
         .await?;
         println!("checking the stream itself trusting only {key}");
         let origin = key.name().to_owned();
-        match online::verify_stream(&bus, key, since.as_deref()).await? {
+        match online::verify_stream(&bus, key, &requirements).await? {
             online::StreamVerdict::NoCheckpoint { messages } => bail!(
                 "the stream's {messages} messages hold no checkpoint of {} signed by the key: nothing to \
                  check against yet",
@@ -406,7 +464,7 @@ async fn verify_command(args: VerifyArgs) -> Result<()> {
     } else if let Some(dir) = &args.bundle {
         println!("checking bundle {} trusting only {key}", dir.display());
         let note = std::fs::read_to_string(dir.join(bundle::CHECKPOINT)).unwrap_or_default();
-        (bundle::verify_bundle(dir, key, since.as_deref()), note)
+        (bundle::verify_bundle(dir, key, &requirements), note)
     } else {
         let mut client = args.ledger.client().await?;
         let note = get_checkpoint(&mut client, args.fresh).await?;
@@ -415,29 +473,15 @@ async fn verify_command(args: VerifyArgs) -> Result<()> {
             args.ledger.connection.endpoint
         );
         (
-            online::verify_log(&mut client, key, &note, since.as_deref()).await?,
+            online::verify_log(&mut client, key, &note, &requirements).await?,
             note,
         )
     };
     match result {
         Ok(verified) => {
             println!("{verified}");
-            if let Some((required, keys)) = &witnesses {
-                match require_cosignatures(&note, keys, *required) {
-                    Ok(good) => println!(
-                        "cosigned by {} of the {} known witnesses ({required} required): {}",
-                        good.len(),
-                        keys.len(),
-                        good.iter()
-                            .map(|c| c.witness.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    Err(too_few) => {
-                        println!("FAILED: {too_few}");
-                        bail!("verification failed: {too_few}");
-                    }
-                }
+            if verified.origin.is_none() {
+                println!("{ORIGIN_UNCHECKED}");
             }
             if let Some(path) = &args.save_checkpoint {
                 std::fs::write(path, &note)
@@ -607,14 +651,29 @@ async fn export(args: ExportArgs) -> Result<()> {
         .open_checkpoint(&note)
         .with_context(|| format!("the ledger's checkpoint does not verify with {key}"))?;
     let size = checkpoint.size;
-    // First pass: verify everything and keep the leaf hashes (32 bytes a record) for the proofs.
-    if let Err(failure) =
-        online::verify_log(&mut client, key.clone(), &note, since.as_deref()).await?
-    {
-        bail!("not exporting: the ledger's log does not verify: {failure}");
+    // First pass: verify everything, origin signatures included, and learn which keys signed.
+    let origin = args.origin.load(&args.ledger.connection.data_dir)?;
+    if origin.is_none() {
+        eprintln!("{ORIGIN_UNCHECKED}");
+    }
+    let requirements = Requirements {
+        since: since.clone(),
+        origin: origin.clone(),
+        ..Requirements::default()
+    };
+    let verified = match online::verify_log(&mut client, key.clone(), &note, &requirements).await? {
+        Ok(verified) => verified,
+        Err(failure) => bail!("not exporting: the ledger's log does not verify: {failure}"),
+    };
+    let mut signers = KeyRegistry::new();
+    for id in verified.origin.iter().flat_map(|o| o.verified.keys()) {
+        if let Some(key) = origin.as_ref().and_then(|o| o.registry().key(id)) {
+            signers.add(key.clone())?;
+        }
     }
     let mut tree = MemoryTree::new();
     let mut writer = BundleWriter::create(&args.out)?;
+    writer.write_origin_keys(&signers)?;
     if args.no_proofs {
         let mut stream = replay_all(&mut client, 0, size).await?;
         while let Some(item) = stream.next().await {
@@ -670,7 +729,7 @@ async fn export(args: ExportArgs) -> Result<()> {
         format!(" --origin {}", checkpoint.origin)
     };
     println!(
-        "exported {size} records with the checkpoint of size {size} to {}; check it with:\n  hazchem audit verify --bundle {} --key <ledger.pub>{origin}",
+        "exported {size} records with the checkpoint of size {size} to {}; check it with:\n  hazchem audit verify --bundle {} --key <ledger.pub>{origin} --key-registry <signing-keys.toml you trust>",
         dir.display(),
         dir.display()
     );

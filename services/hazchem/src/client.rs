@@ -124,18 +124,19 @@ pub async fn publish(args: PublishArgs) -> Result<()> {
         (None, true) => Some(args.connection.dev_signing_key()?),
         (None, false) => None,
     };
-    let key_id = args
-        .connection
-        .dev_principal()?
-        .map(|p| p.name().to_owned())
-        .unwrap_or_default();
+    // The key id names the signing key of the department the event is published for
+    // (`<code>+<8 hex digits>`, derived from the key), as the registry lists it.
+    let principal = args.connection.dev_principal()?;
     let events = read_events(&args.files)?;
     let signed: Vec<v1::SignedEvent> = events
         .iter()
         .map(|event| {
             let bytes = event.encode_to_vec();
+            let department = hazchem_proto::department_from_i32(event.department)
+                .ok()
+                .or_else(|| principal.as_ref().and_then(Principal::department));
             let signature = signer.as_ref().map(|k| v1::OriginSignature {
-                key_id: key_id.clone(),
+                key_id: department.map(|d| k.origin_key_id(d)).unwrap_or_default(),
                 signature: k.sign(&bytes).to_vec(),
             });
             v1::SignedEvent {

@@ -121,8 +121,15 @@ impl Default for Process {
     }
 }
 
-/// The keys of the top level that are the process's own.
-const PROCESS_KEYS: &[&str] = &["bus", "metrics_listen", "checkpoint_key", "gateway"];
+/// The keys of the top level that are not a launcher's section: the process's own, and the witness's
+/// section (a witness is started without a bus, by `run.rs` itself).
+const PROCESS_KEYS: &[&str] = &[
+    "bus",
+    "metrics_listen",
+    "checkpoint_key",
+    "gateway",
+    hazchem_witness::SERVICE_NAME,
+];
 
 /// Configuration of a process running one or more services.
 #[derive(Debug, Clone)]
@@ -262,7 +269,7 @@ mod tests {
     fn every_server_in_the_table_has_a_launcher() {
         let servers: Vec<&str> = hazchem_pki::services::servers()
             .map(|s| s.name)
-            .filter(|n| *n != hazchem_gateway::SERVICE_NAME)
+            .filter(|n| ![hazchem_gateway::SERVICE_NAME, hazchem_witness::SERVICE_NAME].contains(n))
             .collect();
         let launchers: Vec<&str> = crate::launch::LAUNCHERS.iter().map(|l| l.name()).collect();
         assert_eq!(servers, launchers);

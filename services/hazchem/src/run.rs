@@ -14,6 +14,7 @@ use clap::Args;
 use figment::Figment;
 use figment::providers::Serialized;
 use hazchem_bus::Bus;
+use hazchem_domain::Department;
 use hazchem_gateway::{Gateway, GatewayConfig, Metrics, Publisher};
 use hazchem_kit::{Dev, EventSink, Serve, ServerTlsFiles, Shared};
 use hazchem_pki::services::{self, Service};
@@ -23,6 +24,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{BusConfig, Config, serve_metrics};
+
+/// The port of the first of `hazchem dev`'s nine witnesses (one per department, in
+/// [`Department::ALL`] order).
+pub const DEV_WITNESS_PORT: u16 = 7450;
 
 #[derive(Debug, Args)]
 pub struct DevArgs {
@@ -41,6 +46,17 @@ pub struct DevArgs {
 }
 
 impl DevArgs {
+    /// The port of the `n`th development witness: 7450 + n with the gateway's default `--listen` port,
+    /// else a free one.
+    fn dev_witness_port(&self, n: usize) -> u16 {
+        let gateway_default = services::default_listen(hazchem_gateway::SERVICE_NAME).port();
+        if self.listen.port() == gateway_default {
+            DEV_WITNESS_PORT + n as u16
+        } else {
+            0
+        }
+    }
+
     /// Where `service` listens: the gateway on `--listen`; any other on its `--<service>-listen`, else on
     /// `--listen`'s address with its own default port when `--listen` has the gateway's default port,
     /// and on a free port otherwise (so that several `hazchem dev` can run side by side).
@@ -126,19 +142,92 @@ pub async fn dev(args: DevArgs, shutdown: CancellationToken) -> Result<()> {
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let pki =
         DevPki::generate(&args.data_dir.join("pki")).context("creating the development PKI")?;
-    let config = dev_config(&args, &pki)?;
-    config.validate()?;
+    // The nine departments' witnesses, each its own HTTPS server on loopback, bound first so that the
+    // ledger is configured with their addresses.
+    let mut witnesses = Vec::new();
+    for (n, department) in Department::ALL.into_iter().enumerate() {
+        let addr = SocketAddr::new(args.listen.ip(), args.dev_witness_port(n));
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the {} witness to {addr}", department.code()))?;
+        witnesses.push((department, listener));
+    }
+    let addrs: Vec<(Department, SocketAddr)> = witnesses
+        .iter()
+        .map(|(d, l)| Ok((*d, l.local_addr()?)))
+        .collect::<Result<_>>()?;
+    let config = dev_config(&args, &pki, &addrs)?;
     let bus = config.bus.open().await?;
     let dev: Vec<&'static Service> = services::dev().collect();
-    let running = start(&config, bus, &dev, shutdown.clone()).await?;
+    let mut running = start(&config, bus, &dev, shutdown.clone()).await?;
+    for (department, listener) in witnesses {
+        let witness = dev_witness_config(&args, &pki, department, listener.local_addr()?);
+        start_witness(&mut running, &witness, listener, shutdown.clone())?;
+    }
+    running.dev_witnesses = addrs;
     print_dev_banner(&args, &running);
     running.wait().await
 }
 
+/// The configuration of `department`'s development witness: its key from the development PKI, the
+/// ledger's key as the one log it knows, its state in `<data-dir>/witnesses/<code>.json`, HTTPS with the
+/// development server certificate.
+fn dev_witness_config(
+    args: &DevArgs,
+    pki: &DevPki,
+    department: Department,
+    listen: SocketAddr,
+) -> hazchem_witness::WitnessServiceConfig {
+    hazchem_witness::WitnessServiceConfig {
+        listen,
+        name: Some(DevPki::witness_name(department)),
+        signing_key: Some(pki.witness_signing_key_path(department)),
+        state: args
+            .data_dir
+            .join("witnesses")
+            .join(format!("{}.json", department.code())),
+        logs: vec![hazchem_witness::LogConfig {
+            key: pki.ledger_public_key_path(),
+            origin: None,
+        }],
+        tls: Some(hazchem_witness::TlsFiles {
+            cert: pki.server_cert_path(),
+            key: pki.server_key_path(),
+        }),
+    }
+}
+
+/// Starts a witness server on `listener` among `running`'s tasks.
+fn start_witness(
+    running: &mut Running,
+    config: &hazchem_witness::WitnessServiceConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr> {
+    let server = hazchem_witness::WitnessServer::from_config(config)
+        .with_context(|| {
+            format!(
+                "starting the witness {}",
+                config.name.as_deref().unwrap_or("")
+            )
+        })?
+        .with_clock(running.clock.clone());
+    let addr = listener.local_addr()?;
+    running
+        .tasks
+        .spawn(async move { Ok(server.serve(listener, shutdown).await?) });
+    Ok(addr)
+}
+
 /// The configuration `hazchem dev` runs with: the embedded bus in `<data-dir>/bus`, and every service it
 /// runs on its address ([`DevArgs::listen_of`]) with the development PKI's server certificate and CA and
-/// its state in `<data-dir>/<service>` (each service's section as its launcher says).
-fn dev_config(args: &DevArgs, pki: &DevPki) -> Result<Config> {
+/// its state in `<data-dir>/<service>` (each service's section as its launcher says); the ledger asks the
+/// departments' witnesses at `witnesses` (started by [`dev`]).
+fn dev_config(
+    args: &DevArgs,
+    pki: &DevPki,
+    witnesses: &[(Department, SocketAddr)],
+) -> Result<Config> {
     let tls = ServerTlsFiles {
         cert: pki.server_cert_path(),
         key: pki.server_key_path(),
@@ -182,6 +271,28 @@ fn dev_config(args: &DevArgs, pki: &DevPki) -> Result<Config> {
             pki,
         }));
     }
+    // One witness per department, each its own HTTPS server, asked over the tlog-witness protocol as a
+    // department's own witness would be.
+    let witness_keys = pki.witness_keys()?;
+    let witnesses: Vec<hazchem_ledger::WitnessConfig> = witnesses
+        .iter()
+        .map(|(d, addr)| {
+            let key = Department::ALL
+                .iter()
+                .position(|x| x == d)
+                .map(|i| &witness_keys[i])
+                .expect("a key for each department");
+            hazchem_ledger::WitnessConfig::remote(
+                format!("https://localhost:{}", addr.port()),
+                key,
+                Some(pki.ca_cert_path()),
+            )
+        })
+        .collect();
+    let figment = figment.merge(Serialized::default(
+        &format!("{}.witnesses", hazchem_ledger::SERVICE_NAME),
+        witnesses,
+    ));
     Config::from_figment(figment)
 }
 
@@ -204,6 +315,18 @@ fn served_service() -> impl clap::builder::TypedValueParser<Value = &'static Ser
 
 pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
     let config = Config::load(args.config.as_deref())?;
+    if args.service.name == hazchem_witness::SERVICE_NAME {
+        // A department's witness touches no bus: it only answers the ledger's add-checkpoint calls.
+        let witness: hazchem_witness::WitnessServiceConfig =
+            config.section(hazchem_witness::SERVICE_NAME)?;
+        let listener = TcpListener::bind(witness.listen)
+            .await
+            .with_context(|| format!("binding the witness to {}", witness.listen))?;
+        let mut running = Running::new(hazchem_kit::SystemClock::shared());
+        let addr = start_witness(&mut running, &witness, listener, shutdown)?;
+        running.services.push((args.service, addr));
+        return running.wait().await;
+    }
     let bus = config.bus.open().await?;
     start(&config, bus, &[args.service], shutdown)
         .await?
@@ -215,11 +338,24 @@ pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
 pub struct Running {
     /// Each service started, with the address it listens on, in the order started.
     pub services: Vec<(&'static Service, SocketAddr)>,
+    /// `hazchem dev`'s witnesses, one per department.
+    pub dev_witnesses: Vec<(Department, SocketAddr)>,
     pub metrics: Option<SocketAddr>,
+    clock: hazchem_kit::SharedClock,
     tasks: tokio::task::JoinSet<Result<()>>,
 }
 
 impl Running {
+    fn new(clock: hazchem_kit::SharedClock) -> Self {
+        Running {
+            services: Vec::new(),
+            dev_witnesses: Vec::new(),
+            metrics: None,
+            clock,
+            tasks: tokio::task::JoinSet::new(),
+        }
+    }
+
     /// Where the service `name` listens, if it runs here.
     pub fn addr(&self, name: &str) -> Option<SocketAddr> {
         self.services
@@ -247,8 +383,6 @@ pub async fn start(
     let mut registry = Registry::default();
     // Every projection's position, lag and apply latency, and every gRPC call, of this process.
     hazchem_kit::metrics::register(&mut registry);
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut started = Vec::new();
     // One publishing core per process: the gateway serves it to departments, and the services in this
     // process publish their own events through it.
     let publisher = Publisher::from_config(
@@ -256,11 +390,12 @@ pub async fn start(
         bus.clone(),
         Metrics::register(&mut registry),
     )?;
+    // One clock per process: every rule about time (admission, deadlines, term ends, checkpoints)
+    // reads it.
+    let mut running = Running::new(hazchem_kit::SystemClock::shared());
     let shared = Shared {
         bus: bus.clone(),
-        // One clock per process: every rule about time (admission, deadlines, term ends, checkpoints)
-        // reads it.
-        clock: hazchem_kit::SystemClock::shared(),
+        clock: running.clock.clone(),
         policy: publisher.admission().policy().clone(),
         checkpoints: checkpoint_key(config, services)?,
     };
@@ -304,7 +439,9 @@ pub async fn start(
                 .with_context(|| format!("binding the gateway to {}", config.gateway.listen))?;
             let addr = listener.local_addr()?;
             let shutdown = shutdown.clone();
-            tasks.spawn(async move { Ok(gateway.serve(listener, shutdown).await?) });
+            running
+                .tasks
+                .spawn(async move { Ok(gateway.serve(listener, shutdown).await?) });
             addr
         } else {
             let (name, listen, service_opened) = opened.next().expect("opened in the same order");
@@ -317,7 +454,7 @@ pub async fn start(
                 sink: EventSink::new(publisher.clone(), Principal::service(name)?),
                 shutdown: shutdown.clone(),
             };
-            tasks.spawn(async move {
+            running.tasks.spawn(async move {
                 (service_opened.run)(serve)
                     .await
                     .map_err(|e| anyhow::anyhow!(e))
@@ -325,17 +462,13 @@ pub async fn start(
             });
             addr
         };
-        started.push((service, addr));
+        running.services.push((service, addr));
     }
-    let metrics = match config.metrics_listen {
+    running.metrics = match config.metrics_listen {
         Some(addr) => Some(serve_metrics(addr, registry, shutdown.clone()).await?),
         None => None,
     };
-    Ok(Running {
-        services: started,
-        metrics,
-        tasks,
-    })
+    Ok(running)
 }
 
 /// The ledger's key from `checkpoint_key`, which every projection checks the stream against.
@@ -408,7 +541,7 @@ fn print_dev_banner(args: &DevArgs, running: &Running) {
         .services
         .iter()
         .map(|(s, _)| s.name.len())
-        .chain(["metrics".len(), "data".len()])
+        .chain(["metrics".len(), "data".len(), "witnesses".len()])
         .max()
         .unwrap_or_default()
         + 2;
@@ -419,6 +552,28 @@ fn print_dev_banner(args: &DevArgs, running: &Running) {
             "\n  {:<width$} https://localhost:{}  ({note})",
             service.name,
             addr.port()
+        ));
+    }
+    if !running.dev_witnesses.is_empty() {
+        let ports: Vec<u16> = running
+            .dev_witnesses
+            .iter()
+            .map(|(_, a)| a.port())
+            .collect();
+        let consecutive = ports.windows(2).all(|w| w[1] == w[0] + 1);
+        let ports = if consecutive {
+            format!("{}-{}", ports[0], ports[ports.len() - 1])
+        } else {
+            ports
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        lines.push_str(&format!(
+            "\n  {:<width$} https://localhost:{ports}  (the nine departments' witnesses, C2SP \
+             tlog-witness; keys {data}/pki/witnesses.keys)",
+            "witnesses",
         ));
     }
     let metrics = running
@@ -435,14 +590,14 @@ fn print_dev_banner(args: &DevArgs, running: &Running) {
          \n    {exe} tail --as fire{endpoint}{dir}\
          \n  publish a signed licence decision, as emergency management:\
          \n    {exe} publish --as emergency --sign{endpoint}{dir} tests/fixtures/events/licence_issued.json\
-         \n  verify the whole record against the ledger's signed checkpoint, trusting only its public key:\
+         \n  verify the whole record against the ledger's signed checkpoint, and every origin signature against the departments' registered keys:\
          \n    {exe} audit verify{ledger}{dir}\
          \n  and require that the nine departments' witnesses cosigned that checkpoint (a log showing you a fork cannot get them):\
          \n    {exe} audit verify --witnesses 9{ledger}{dir}\
          \n  prove that one event is in the record, or export an offline bundle and check it:\
          \n    {exe} audit prove <event-id>{ledger}{dir}\
          \n    {exe} audit export --out audit-bundle{ledger}{dir}\
-         \n    {exe} audit verify --bundle audit-bundle --key {data}/pki/ledger.pub\
+         \n    {exe} audit verify --bundle audit-bundle --key {data}/pki/ledger.pub --key-registry {data}/pki/signing-keys.toml\
          \n\nCtrl-C stops it; everything published stays in {data}/bus.\n",
         "metrics", "data",
     );
@@ -511,7 +666,7 @@ mod tests {
         };
 
         let data_dir = dir.path().to_str().unwrap();
-        let config = dev_config(&dev_args(&["--data-dir", data_dir]), &pki).unwrap();
+        let config = dev_config(&dev_args(&["--data-dir", data_dir]), &pki, &[]).unwrap();
         let listen = listens(&config);
         for service in services::dev() {
             assert_eq!(
@@ -546,7 +701,7 @@ mod tests {
         );
 
         let args = dev_args(&["--data-dir", data_dir, "--listen", "127.0.0.2:9000"]);
-        let listen = listens(&dev_config(&args, &pki).unwrap());
+        let listen = listens(&dev_config(&args, &pki, &[]).unwrap());
         for service in services::dev() {
             let expected = if service.name == hazchem_gateway::SERVICE_NAME {
                 "127.0.0.2:9000"
@@ -567,7 +722,7 @@ mod tests {
             flags.push(format!("127.0.0.3:{}", 9100 + n));
         }
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        let listen = listens(&dev_config(&dev_args(&flags), &pki).unwrap());
+        let listen = listens(&dev_config(&dev_args(&flags), &pki, &[]).unwrap());
         for (n, service) in ServiceListen::services().enumerate() {
             assert_eq!(
                 listen[service.name].to_string(),

@@ -191,8 +191,18 @@ fn the_commands_hazchem_dev_prints_publish_and_tail_an_event() {
         delivered["record"]["publisher"]["department"],
         "DEPARTMENT_EMERGENCY"
     );
+    // Signed with the department's key, named by its key id (`<code>+<C2SP key id>`), as the registry
+    // lists it.
+    let key_id = delivered["record"]["signature"]["keyId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let registry = hazchem_pki::DevPki::load(&data_dir.join("pki"))
+        .and_then(|pki| pki.key_registry())
+        .expect("the development key registry");
     assert_eq!(
-        delivered["record"]["signature"]["keyId"], "emergency",
+        registry.keys(hazchem_domain::Department::Emergency)[0].id(),
+        key_id,
         "--sign signs with the department's key: {delivered}"
     );
 

@@ -260,13 +260,18 @@ pub fn unsigned(event: &v1::Event) -> v1::SignedEvent {
     }
 }
 
-/// The event signed by `d`'s key with key id `d`.
+/// The event signed by `d`'s key, with that key's id (`<code>+<8 hex digits>`).
 pub fn signed_by(event: &v1::Event, d: Department) -> v1::SignedEvent {
+    signed_with(event, signing_key(d), &signing_key(d).origin_key_id(d))
+}
+
+/// The event signed by `key`, the signature carrying `key_id`.
+pub fn signed_with(event: &v1::Event, key: &SigningKey, key_id: &str) -> v1::SignedEvent {
     let bytes = event.encode_to_vec();
     v1::SignedEvent {
         signature: Some(v1::OriginSignature {
-            key_id: d.code().to_owned(),
-            signature: signing_key(d).sign(&bytes).to_vec(),
+            key_id: key_id.to_owned(),
+            signature: key.sign(&bytes).to_vec(),
         }),
         event: bytes,
     }

@@ -157,7 +157,7 @@ impl Harness {
         let bytes = event.encode_to_vec();
         let signed = v1::SignedEvent {
             signature: Some(v1::OriginSignature {
-                key_id: department.code().to_owned(),
+                key_id: key.origin_key_id(department),
                 signature: key.sign(&bytes).to_vec(),
             }),
             event: bytes,
